@@ -1,0 +1,73 @@
+"""Fixes that let RecBole 1.2.1 run on today's stack (numpy 2, torch >= 2.6, pandas 2.x).
+
+Importing :mod:`recbole_distill` applies every fix once, before any RecBole object exists. Nothing here
+edits site-packages; each fix names the failure it prevents and the condition under which it can go.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+# torch >= 2.6 loads with ``weights_only=True`` by default, but RecBole checkpoints pickle the whole
+# ``Config`` (and the optimizer state), so ``Trainer.evaluate(load_best_model=True)``,
+# ``Trainer.resume_checkpoint`` and ``load_data_and_model`` fail with "Weights only load failed".
+# RecBole never passes ``weights_only``, so torch honours this switch; a user who sets it keeps theirs.
+# Only load checkpoints you trust. Can go when RecBole passes ``weights_only=False`` itself.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+warnings.filterwarnings("ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected")
+
+import pandas  # noqa: E402
+import torch  # noqa: E402
+
+# numpy 2 removed these aliases; ``Config.compatibility_settings`` reads ``np.float_``, ``np.complex_``
+# and ``np.unicode_`` on every ``Config(...)`` and fails with "`np.float_` was removed in the NumPy 2.0
+# release". Can go when RecBole stops reading them (still read on RecBole master, 2025-02).
+_NUMPY2_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
+
+# RecBole installs ``np.float``, ``np.long``, ... only inside ``Config.__init__``; a process that only
+# unpickles a saved Config (reloading a checkpoint) never runs it, and NDCG / MRR then fail with
+# "module 'numpy' has no attribute 'float'". Installing them here makes checkpoint-only processes work.
+_LEGACY_ALIASES = {
+    "bool": np.bool_,
+    "int": np.int_,
+    "float": np.float64,
+    "complex": np.complex128,
+    "object": np.object_,
+    "str": np.str_,
+    "long": np.int_,
+    "unicode": np.str_,
+}
+
+for _name, _alias in {**_NUMPY2_ALIASES, **_LEGACY_ALIASES}.items():
+    if _name not in np.__dict__:
+        setattr(np, _name, _alias)
+
+# pandas 3 turns RecBole's ``df[field].fillna(..., inplace=True)`` into a silent no-op (copy-on-write),
+# so atomic files with missing values load wrong or crash later. setup.py pins pandas<3; this warns a
+# user who overrode the pin. Can go when RecBole fills NaNs without chained assignment.
+# pandas 2.x already warns about that pattern (FutureWarning, ChainedAssignment) on every dataset load;
+# with the pin the fill still works, so the warning is noise.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
+if int(pandas.__version__.split(".")[0]) >= 3:
+    warnings.warn(
+        f"recbole-distill needs pandas<3 (found {pandas.__version__}): RecBole 1.2.1 fills missing "
+        "values in place, which pandas 3 silently skips. Run: pip install 'pandas<3'",
+        stacklevel=2,
+    )
+
+# ``recbole/model/sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)``
+# at import, which any ``Config(model=...)`` triggers; every later backward pass is then 15-20 %
+# slower. Import the package once now and switch anomaly detection back off.
+import recbole.model.sequential_recommender  # noqa: E402,F401
+
+torch.autograd.set_detect_anomaly(False)
+
+# torch 2.13 warns once per epoch that RecBole's ``torch.cuda.amp.GradScaler(...)`` is deprecated;
+# the call still works and the warning is noise in every training log.
+warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler", category=FutureWarning)
+
+# ``recbole.quick_start`` imports ray at module top, and ray 2.6.3 fails to import here (it needs
+# ``pkg_resources``, gone from setuptools >= 81, and ``np.bool8``). recbole_distill never imports
+# ``recbole.quick_start``: :mod:`recbole_distill.quick_start` provides ray-free ``run_recbole_distill``
+# and ``load_data_and_model`` that also know the plugin's models.

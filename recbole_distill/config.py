@@ -1,0 +1,61 @@
+"""RecBole's Config, taught where the plugin's models and their defaults live."""
+
+from pathlib import Path
+
+import recbole
+from recbole.config import Config as RecBoleConfig
+
+from recbole_distill.utils import get_model
+
+PLUGIN_ROOT = Path(__file__).resolve().parent.parent
+PROPERTIES_DIR = PLUGIN_ROOT / "properties"
+DATASET_DIR = PLUGIN_ROOT / "dataset"
+RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).parent / "properties"
+
+
+def _model_default_files(model_class):
+    """Default files of ``model_class`` and its ancestors, most general first.
+
+    A student inherits its RecBole twin's defaults (``SASRec.yaml`` from RecBole), then the shared
+    distillation defaults (``DLLM2Rec.yaml``), then its own; RecBole models are left to RecBole.
+    """
+    files = []
+    for cls in reversed(model_class.__mro__):
+        for folder in (RECBOLE_PROPERTIES_DIR / "model", PROPERTIES_DIR / "model"):
+            file = folder / f"{cls.__name__}.yaml"
+            if file.is_file():
+                files.append(file)
+    return files
+
+
+class Config(RecBoleConfig):
+    """RecBole's :class:`~recbole.config.Config` that also knows recbole-distill's models.
+
+    Model lookups try the plugin first, then RecBole. Defaults are layered as RecBole's own, then
+    ``properties/overall.yaml`` (the plugin's protocol for every model it runs) and
+    ``properties/dataset/<dataset>.yaml``, then, for plugin models, ``properties/model/<Model>.yaml``
+    over the defaults of the RecBole model it extends.
+    Config files, ``config_dict`` and ``--key=value`` flags override them all, as in RecBole.
+    """
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+        if isinstance(model, str):
+            model = get_model(model)
+        return super()._get_model_and_dataset(model, dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        files = [PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"]
+        if not model_class.__module__.startswith("recbole."):
+            files += _model_default_files(model_class)
+        for file in files:
+            if file.is_file():
+                self._update_internal_config_dict(file)
+
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        check_config = getattr(self.model_class, "check_config", None)
+        if check_config is not None:
+            check_config(self.final_config_dict)

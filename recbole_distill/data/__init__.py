@@ -1,0 +1,1 @@
+"""Teacher artifacts on disk and the RecBole datasets that join them onto samples."""

@@ -1,0 +1,296 @@
+"""RecBole's SequentialDataset with stable sample keys, and with a teacher joined onto its samples."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from recbole.data.dataset import SequentialDataset
+from recbole.utils import FeatureSource, FeatureType, set_color
+
+from recbole_distill.config import DATASET_DIR
+from recbole_distill.data.artifacts import SPLITS, TeacherArtifacts
+from recbole_distill.errors import ConfigError, TeacherArtifactError
+
+TARGET_POS = "target_pos"
+TEACHER_TOPK = "teacher_topk"
+TEACHER_SCORE = "teacher_score"
+TEACHER_TARGET_SCORE = "teacher_target_score"
+
+# Config keys that decide which samples exist and how they are split; a teacher records them so that
+# a mismatch can be explained, not only detected.
+SAMPLE_SHAPING_KEYS = (
+    "dataset",
+    "load_col",
+    "unload_col",
+    "rm_dup_inter",
+    "val_interval",
+    "filter_inter_by_user_or_item",
+    "user_inter_num_interval",
+    "item_inter_num_interval",
+    "eval_args",
+)
+
+
+def default_teacher_path(dataset_name):
+    return DATASET_DIR / dataset_name / "teacher"
+
+
+def resolve_teacher_path(config):
+    """``teacher_path`` from the config, or the teacher shipped for the dataset."""
+    return Path(config["teacher_path"]) if config["teacher_path"] else default_teacher_path(config["dataset"])
+
+
+class KeyedSequentialDataset(SequentialDataset):
+    r""":class:`~recbole.data.dataset.SequentialDataset` whose augmented samples carry a stable key.
+
+    RecBole turns every interaction but a user's first into a sample (history prefix, next item); the
+    pair (user, ``item_length``) is not unique once histories exceed ``MAX_ITEM_LIST_LENGTH``. This
+    dataset adds ``target_pos``: the 0-based position of the target item in the user's time-ordered
+    history, so (user, ``target_pos``) names a sample whatever the length cap, split or shuffle.
+    """
+
+    def data_augmentation(self):
+        super().data_augmentation()
+        # RecBole leaves the samples in (user, time) order here: a sample's position in its user's run
+        # of samples, plus one for the user's first interaction, is its target's position.
+        uid = self.inter_feat[self.uid_field].numpy()
+        starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]])
+        run_start = np.repeat(starts, np.diff(np.r_[starts, len(uid)]))
+        self.inter_feat[TARGET_POS] = torch.from_numpy(np.arange(len(uid)) - run_start + 1)
+        self.set_field_property(TARGET_POS, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+
+    def build(self):
+        if self.config["benchmark_filename"] is not None:
+            raise ConfigError(
+                "benchmark_filename",
+                self.config["benchmark_filename"],
+                "None: teacher samples are keyed by RecBole's own augmentation of the .inter file",
+            )
+        return super().build()
+
+    def sample_table(self, datasets):
+        """User id, target position, target item id and split (0/1/2) of every sample in ``datasets``."""
+        columns = {"user": [], "pos": [], "item": [], "split": []}
+        for split, dataset in enumerate(datasets):
+            feat = dataset.inter_feat
+            columns["user"].append(feat[self.uid_field].numpy())
+            columns["pos"].append(feat[TARGET_POS].numpy())
+            columns["item"].append(feat[self.iid_field].numpy())
+            columns["split"].append(np.full(len(feat), split))
+        return {name: np.concatenate(parts).astype(np.int64) for name, parts in columns.items()}
+
+    def fingerprint(self, table):
+        """A hash of which samples exist, what their targets are and how they are split.
+
+        It is computed on tokens, not on RecBole's internal ids, so it only changes when the data, its
+        filters or the split change.
+        """
+        users, items = self.field2id_token[self.uid_field], self.field2id_token[self.iid_field]
+        user_rank, item_rank = np.argsort(np.argsort(users)), np.argsort(np.argsort(items))
+        order = np.lexsort((table["pos"], user_rank[table["user"]]))
+        digest = hashlib.sha256()
+        for tokens in (np.sort(users), np.sort(items)):
+            digest.update("\n".join(tokens).encode("utf-8"))
+        for column in (user_rank[table["user"]], table["pos"], item_rank[table["item"]], table["split"]):
+            digest.update(np.ascontiguousarray(column[order]).tobytes())
+        return digest.hexdigest()[:16]
+
+    def shaping_config(self):
+        """The config values that decide the sample set."""
+        return {key: self.config[key] for key in SAMPLE_SHAPING_KEYS}
+
+    def teacher_info(self, datasets):
+        """What a teacher built on ``datasets`` (train, valid, test) records about them in teacher.yaml."""
+        table = self.sample_table(datasets)
+        return {
+            "dataset": self.dataset_name,
+            "samples": {name: int((table["split"] == s).sum()) for s, name in enumerate(SPLITS)},
+            "dataset_config": self.shaping_config(),
+            "fingerprint": self.fingerprint(table),
+        }
+
+
+class TeacherSequentialDataset(KeyedSequentialDataset):
+    r"""A :class:`KeyedSequentialDataset` that joins a teacher's artifacts onto RecBole's samples.
+
+    Per sample it adds ``teacher_topk`` (``[K]`` RecBole item ids, 0 = no candidate),
+    ``teacher_score`` (``[K]``) and ``teacher_target_score``, matched by (user, ``target_pos``); every
+    match must agree on the target item and the split, and every training sample must have a row.
+    The teacher's item embeddings are reordered into RecBole's item ids as ``teacher_item_embedding``.
+    Which parts are loaded is asked of the model class (``teacher_parts(config)``; none for a model
+    that has no such method). Anything that does not line up stops the run here, before any training.
+    """
+
+    def __init__(self, config):
+        teacher_parts = getattr(config.model_class, "teacher_parts", None)
+        self.teacher_parts = teacher_parts(config) if teacher_parts else set()
+        super().__init__(config)
+        self.teacher = TeacherArtifacts(resolve_teacher_path(config)) if self.teacher_parts else None
+        self.teacher_score_kind = None
+        self.teacher_item_embedding = None
+        if "ranking" in self.teacher_parts:
+            self.teacher_score_kind = self.teacher.meta.get("ranking", {}).get("score_kind")
+        if "embedding" in self.teacher_parts:
+            self.teacher_item_embedding = self._aligned_item_embeddings()
+
+    def __str__(self):
+        teacher = self.teacher.describe() if self.teacher else "none (no distillation part enabled)"
+        return super().__str__() + "\n" + set_color("Teacher", "blue") + f": {teacher}"
+
+    def _item_ids(self, tokens, what):
+        """RecBole item ids of the teacher's item tokens; an unknown token is an error."""
+        token2id = self.field2token_id[self.iid_field]
+        ids = np.array([token2id.get(token, -1) for token in tokens], dtype=np.int64)
+        unknown = np.flatnonzero(ids <= 0)
+        if len(unknown):
+            raise TeacherArtifactError(
+                f"{len(unknown)} item token(s) in the teacher's {what} are not items of dataset "
+                f"'{self.dataset_name}' (first: '{tokens[unknown[0]]}'). The teacher was built for other "
+                f"data or other filters; rebuild it with this run's dataset config."
+            )
+        return ids
+
+    def _aligned_item_embeddings(self):
+        embeddings = self.teacher.item_embeddings()
+        ids = self._item_ids(self.teacher.items, "items.txt")
+        table = torch.zeros(self.item_num, embeddings.shape[1])
+        table[torch.from_numpy(ids)] = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
+        covered = np.zeros(self.item_num, dtype=bool)
+        covered[ids] = True
+        missing = np.flatnonzero(~covered[1:]) + 1
+        if len(missing):
+            raise TeacherArtifactError(
+                f"{len(missing)} item(s) of dataset '{self.dataset_name}' have no teacher embedding (first: "
+                f"'{self.id2token(self.iid_field, missing[0])}'). Rebuild the embeddings for this dataset."
+            )
+        return table
+
+    def build(self):
+        datasets = super().build()
+        if "ranking" in self.teacher_parts:
+            self._join_rankings(datasets)
+        return datasets
+
+    def _join_rankings(self, datasets):
+        users, samples, topk, scores, target_scores = self.teacher.ranking()
+        info, meta = self.teacher.meta["ranking"], self.teacher.meta
+        k = self.config["teacher_k"]
+        if k > info["k"]:
+            raise ConfigError("teacher_k", k, f"at most {info['k']}, the K the teacher at {self.teacher.path} stores")
+
+        table = self.sample_table(datasets)
+        fingerprint = self.fingerprint(table)
+        if meta.get("fingerprint") != fingerprint:
+            raise TeacherArtifactError(self._fingerprint_message(meta, fingerprint, table))
+
+        # Match teacher rows to samples by (user, target position).
+        token2uid = self.field2token_id[self.uid_field]
+        user_ids = np.array([token2uid.get(token, -1) for token in users], dtype=np.int64)
+        if (user_ids <= 0).any():
+            raise TeacherArtifactError(
+                f"user token '{users[np.flatnonzero(user_ids <= 0)[0]]}' in the teacher's users.txt is not a "
+                f"user of dataset '{self.dataset_name}'; the teacher was built for other data."
+            )
+        stride = int(max(table["pos"].max(), samples[:, 1].max())) + 1
+        teacher_keys = user_ids[samples[:, 0]] * stride + samples[:, 1]
+        sample_keys = table["user"] * stride + table["pos"]
+        order = np.argsort(teacher_keys, kind="stable")
+        sorted_keys = teacher_keys[order]
+        duplicate = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+        if len(duplicate):
+            row = order[duplicate[0]]
+            raise TeacherArtifactError(
+                f"the teacher has {len(duplicate)} duplicate sample key(s) (first: user '{users[samples[row, 0]]}', "
+                f"target position {samples[row, 1]}); each (user, target position) must appear once. Rebuild it."
+            )
+        where = np.minimum(np.searchsorted(sorted_keys, sample_keys), len(sorted_keys) - 1)
+        found = sorted_keys[where] == sample_keys
+        rows = np.where(found, order[where], -1)
+        self._check_rows(table, rows, samples, users)
+
+        # Every matched row must agree with RecBole on the target item and on the split.
+        item_ids = np.r_[self._item_ids(self.teacher.items, "items.txt"), 0]  # index -1 -> 0 (none)
+        matched = np.flatnonzero(found)
+        teacher_target = item_ids[samples[rows[matched], 2]]
+        for what, theirs, ours in (
+            ("target item", teacher_target, table["item"][matched]),
+            ("split", samples[rows[matched], 3], table["split"][matched]),
+        ):
+            wrong = np.flatnonzero(theirs != ours)
+            if len(wrong):
+                i = matched[wrong[0]]
+                raise TeacherArtifactError(
+                    f"the teacher disagrees with dataset '{self.dataset_name}' on the {what} of "
+                    f"{len(wrong)} sample(s) (first: user '{self.id2token(self.uid_field, table['user'][i])}', "
+                    f"target position {table['pos'][i]}: teacher {self._describe(what, theirs[wrong[0]])}, "
+                    f"dataset {self._describe(what, ours[wrong[0]])}). Its rows are misaligned with this "
+                    "data; rebuild the teacher with this run's dataset config."
+                )
+
+        start = 0
+        for dataset in datasets:
+            split_rows = rows[start : start + len(dataset.inter_feat)]
+            start += len(dataset.inter_feat)
+            self._attach(dataset, split_rows, topk, scores, target_scores, item_ids, k)
+        counts = ", ".join(
+            f"{name} {int(found[table['split'] == s].sum())}/{int((table['split'] == s).sum())}"
+            for s, name in enumerate(SPLITS)
+        )
+        self.logger.info(set_color("Teacher rankings joined", "blue") + f": {counts} samples, K={k}")
+
+    def _describe(self, what, value):
+        return f"'{self.id2token(self.iid_field, value)}'" if what == "target item" else SPLITS[value]
+
+    def _check_rows(self, table, rows, samples, users):
+        missing = np.flatnonzero((rows < 0) & (table["split"] == 0))
+        if len(missing):
+            i = missing[0]
+            raise TeacherArtifactError(
+                f"the teacher has no row for {len(missing)} training sample(s) (first: user "
+                f"'{self.id2token(self.uid_field, table['user'][i])}', target position {table['pos'][i]}). "
+                "It was built on other data or did not finish; rebuild or resume the teacher."
+            )
+        used = np.zeros(len(samples), dtype=bool)
+        used[rows[rows >= 0]] = True
+        if not used.all():
+            row = np.flatnonzero(~used)[0]
+            raise TeacherArtifactError(
+                f"the teacher has {int((~used).sum())} row(s) for samples dataset '{self.dataset_name}' does "
+                f"not have (first: user '{users[samples[row, 0]]}', target position {samples[row, 1]}); it "
+                "was built on other data. Rebuild it with this run's dataset config."
+            )
+
+    def _fingerprint_message(self, meta, fingerprint, table):
+        counts = {name: int((table["split"] == s).sum()) for s, name in enumerate(SPLITS)}
+        built_with = meta.get("dataset_config") or {}
+        ours = self.shaping_config()
+        differing = [key for key in SAMPLE_SHAPING_KEYS if key in built_with and built_with[key] != ours[key]]
+        reason = (
+            "these settings differ: " + "; ".join(f"{k} {built_with[k]!r} there, {ours[k]!r} here" for k in differing)
+            if differing
+            else "the data files themselves differ"
+        )
+        return (
+            f"the teacher at {self.teacher.path} was built for other samples than this run's: it was built "
+            f"for dataset {meta.get('dataset')!r} with samples {meta.get('samples')} (fingerprint "
+            f"{meta.get('fingerprint')}), this run has dataset '{self.dataset_name}' with samples {counts} "
+            f"(fingerprint {fingerprint}); {reason}. Rebuild the teacher with this run's config, or run "
+            "with the settings it was built with."
+        )
+
+    def _attach(self, dataset, rows, topk, scores, target_scores, item_ids, k):
+        has_row = rows >= 0
+        safe_rows = np.where(has_row, rows, 0)
+        dataset_topk = item_ids[np.asarray(topk[safe_rows, :k], dtype=np.int64)]
+        dataset_topk[~has_row] = 0
+        dataset_scores = np.asarray(scores[safe_rows, :k], dtype=np.float32)
+        dataset_scores[dataset_topk == 0] = 0.0
+        dataset_target = np.where(has_row, np.asarray(target_scores[safe_rows], dtype=np.float32), np.nan)
+        feat = dataset.inter_feat
+        feat[TEACHER_TOPK] = torch.from_numpy(dataset_topk)
+        feat[TEACHER_SCORE] = torch.from_numpy(dataset_scores)
+        feat[TEACHER_TARGET_SCORE] = torch.from_numpy(dataset_target)
+        dataset.set_field_property(TEACHER_TOPK, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, k)
+        dataset.set_field_property(TEACHER_SCORE, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, k)
+        dataset.set_field_property(TEACHER_TARGET_SCORE, FeatureType.FLOAT, FeatureSource.INTERACTION, 1)

@@ -1,0 +1,19 @@
+"""Errors that stop a run before training, each naming what is wrong and how to fix it."""
+
+
+class RecBoleDistillError(ValueError):
+    """Base class: bad input that recbole-distill refuses before any training starts."""
+
+
+class ConfigError(RecBoleDistillError):
+    """A config value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key, value, expected):
+        super().__init__(
+            f"config key '{key}' = {value!r}: expected {expected}. "
+            f"Set it in your YAML file or on the command line as --{key}=..."
+        )
+
+
+class TeacherArtifactError(RecBoleDistillError):
+    """Teacher artifacts are missing, malformed, or do not match the dataset."""

@@ -1,0 +1,1 @@
+"""Distillation losses and layers (written once) and the student models built from them."""

@@ -1,0 +1,147 @@
+r"""DLLM2Rec distillation, written once for every RecBole sequential student.
+
+Reference:
+    Yu Cui et al. "Distillation Matters: Empowering Sequential Recommenders to Match the Performance of
+    Large Language Models." In RecSys 2024 (arXiv 2405.00338).
+"""
+
+import numbers
+
+import torch
+
+from recbole_distill.data.dataset import TEACHER_SCORE, TEACHER_TARGET_SCORE, TEACHER_TOPK
+from recbole_distill.errors import ConfigError
+from recbole_distill.model.layers import PROJECTORS, SCOPES, CollaborativeItemEmbedding
+from recbole_distill.model.losses import CONFIDENCE_MODES, NEGATIVE_TERMS, ranking_distillation_loss
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+
+
+class DLLM2Rec:
+    r"""Mixin that turns a RecBole sequential model into a DLLM2Rec student.
+
+    Put it before the RecBole model: ``class DLLM2RecSASRec(DLLM2Rec, SASRec)``. It
+
+    - replaces ``item_embedding`` with a :class:`CollaborativeItemEmbedding` over the teacher's item
+      embeddings (collaborative embedding distillation, eq. 12-13; off when ``ed_weight`` is 0);
+    - returns ``(L_s, lambda_d * L_d)`` from ``calculate_loss``: the model's own RecBole loss and the
+      importance-aware ranking distillation loss (eq. 5-11) on the scores ``full_sort_predict`` gives
+      for the training prefix (off when ``rd_weight`` is 0).
+
+    The RecBole model's ``forward``, ``predict`` and ``full_sort_predict`` run unchanged, so inference
+    costs what the plain model costs. When the base loss and the distillation term read the same
+    encoder input (SASRec, GRU4Rec), the encoder runs once per batch.
+    """
+
+    loss_names = ("rec_loss", "rd_loss")
+
+    @classmethod
+    def check_config(cls, config):
+        """Fail before any data is loaded if a distillation key is missing or out of range."""
+        numbers_at_least_zero = {"rd_weight": "lambda_d", "ed_weight": "w_ed"}
+        for key, symbol in numbers_at_least_zero.items():
+            if not _is_number(config[key]) or config[key] < 0:
+                raise ConfigError(key, config[key], f"a number >= 0 ({symbol}; 0 switches this part off)")
+        gammas = config["rd_gammas"]
+        if not (
+            isinstance(gammas, (list, tuple))
+            and len(gammas) == 3
+            and all(_is_number(g) and g >= 0 for g in gammas)
+            and sum(gammas) > 0
+        ):
+            raise ConfigError(
+                "rd_gammas", gammas, "three numbers >= 0, not all 0: the position, confidence and consistency mix"
+            )
+        if not _is_number(config["rd_beta"]) or config["rd_beta"] <= 0:
+            raise ConfigError("rd_beta", config["rd_beta"], "a number > 0 (temperature of the position weight)")
+        k = config["teacher_k"]
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError("teacher_k", k, "a whole number >= 1 (teacher candidates per sample)")
+        for key, allowed in (
+            ("rd_confidence", CONFIDENCE_MODES),
+            ("rd_negative", (None,) + NEGATIVE_TERMS),
+            ("ed_projector", PROJECTORS),
+            ("ed_scope", SCOPES),
+            ("ed_offset", (True, False)),
+        ):
+            if config[key] not in allowed:
+                raise ConfigError(key, config[key], "one of " + ", ".join(map(repr, allowed)))
+        if config["ed_weight"] == 0 and not config["ed_offset"]:
+            raise ConfigError("ed_offset", False, "True when ed_weight is 0, or the items would have no embedding")
+
+    @classmethod
+    def teacher_parts(cls, config):
+        """The teacher artifacts this config needs: ``ranking``, ``embedding``, both or none."""
+        return {part for part, key in (("ranking", "rd_weight"), ("embedding", "ed_weight")) if config[key]}
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.rd_weight = config["rd_weight"]
+        self.rd_gammas = tuple(config["rd_gammas"])
+        self.rd_beta = config["rd_beta"]
+        self.rd_confidence = config["rd_confidence"]
+        self.rd_negative = config["rd_negative"]
+        self.teacher_score_kind = dataset.teacher_score_kind
+
+        if config["ed_weight"]:
+            self.item_embedding = CollaborativeItemEmbedding(
+                self.item_embedding,
+                dataset.teacher_item_embedding,
+                weight=config["ed_weight"],
+                projector=config["ed_projector"],
+                offset=config["ed_offset"],
+                scope=config["ed_scope"],
+            )
+            self.item_embedding.projector.apply(self._init_weights)
+        self._encoder_memo = None
+
+    def forward(self, *inputs):
+        if isinstance(self.item_embedding, CollaborativeItemEmbedding):
+            with self.item_embedding.input_lookups():
+                return self._encode(*inputs)
+        return self._encode(*inputs)
+
+    def _encode(self, *inputs):
+        # Inside calculate_loss, a second call on the very same input tensors (the base loss, then
+        # full_sort_predict for the distillation term) reuses the first pass and its graph.
+        memo = self._encoder_memo
+        if memo is not None and len(memo[0]) == len(inputs) and all(a is b for a, b in zip(memo[0], inputs)):
+            return memo[1]
+        output = super().forward(*inputs)
+        if memo is not None:
+            self._encoder_memo = (inputs, output)
+        return output
+
+    def calculate_loss(self, interaction):
+        if not self.rd_weight:
+            rec_loss = super().calculate_loss(interaction)
+            return rec_loss, torch.zeros_like(rec_loss)
+        self._encoder_memo = ((), None)
+        try:
+            rec_loss = super().calculate_loss(interaction)
+            scores = self.full_sort_predict(interaction)
+        finally:
+            self._encoder_memo = None
+        negative_scores = None
+        if self.rd_negative:
+            negative_scores = scores.gather(1, self._sample_negatives(interaction[self.POS_ITEM_ID])[:, None])[:, 0]
+        rd_loss = ranking_distillation_loss(
+            scores,
+            interaction[TEACHER_TOPK],
+            interaction[TEACHER_SCORE],
+            gammas=self.rd_gammas,
+            beta=self.rd_beta,
+            score_kind=self.teacher_score_kind,
+            confidence=self.rd_confidence,
+            teacher_target_scores=interaction[TEACHER_TARGET_SCORE],
+            negative_scores=negative_scores,
+            negative=self.rd_negative,
+        )
+        return rec_loss, self.rd_weight * rd_loss
+
+    def _sample_negatives(self, targets):
+        """One uniform item per row other than padding and the row's target (official code: 1 negative)."""
+        negatives = torch.randint(1, self.n_items - 1, targets.shape, device=targets.device)
+        return negatives + (negatives >= targets).long()

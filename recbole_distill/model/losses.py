@@ -1,0 +1,137 @@
+r"""Distillation losses as pure functions of tensors.
+
+The model decides *what* to distil (which scores, which teacher fields); these functions decide *how*.
+Weights, temperatures and switches are arguments, so an ablation is a config change.
+"""
+
+import torch
+import torch.nn.functional as F
+
+SCORE_KINDS = ("distance", "logit", "prob")
+CONFIDENCE_MODES = ("candidate", "sequence")
+NEGATIVE_TERMS = ("official", "bce")
+
+
+def _confidence_logits(scores, score_kind):
+    """Map teacher scores to logits of "how sure the teacher is": larger means surer."""
+    if score_kind == "distance":
+        return -scores
+    if score_kind == "logit":
+        return scores
+    if score_kind == "prob":
+        return torch.log(scores.clamp_min(1e-12))
+    raise ValueError(f"score_kind must be one of {SCORE_KINDS}, got {score_kind!r}")
+
+
+def _masked_softmax(logits, mask, dim):
+    """Softmax over the entries where ``mask`` holds; zero elsewhere and on rows with no entry."""
+    weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=dim)
+    return torch.nan_to_num(weights, nan=0.0)
+
+
+@torch.no_grad()
+def ranking_distillation_weights(
+    scores,
+    teacher_topk,
+    teacher_scores,
+    gammas=(0.3, 0.5, 0.1),
+    beta=1.0,
+    score_kind="distance",
+    confidence="candidate",
+    teacher_target_scores=None,
+):
+    r"""Importance weights ``w_sk`` of DLLM2Rec's ranking distillation (Cui et al. 2024, eq. 6-10).
+
+    ``w_sk = normalise_k(g_p * w^p_sk + g_c * w^c_sk + g_o * w^o_sk)`` over the teacher's candidates
+    ``t_1..t_K`` of each row, where
+
+    - position (eq. 6): ``w^p_sk = softmax_k(-k / beta)``, k = 1..K the teacher's rank;
+    - confidence (eq. 7), ``confidence="candidate"`` (official code): ``softmax_k`` of the teacher's
+      score of each candidate read by ``score_kind`` (``-distance``, ``logit`` or ``log prob``);
+      ``confidence="sequence"`` (paper text): one weight per row from the teacher's score of the true
+      item (``teacher_target_scores``), ``softmax`` over the rows of the batch, scaled so that it has
+      the same mass per row as ``w^p`` on average, and spread evenly over the row's candidates;
+    - consistency (eq. 8): ``w^o_sk = 1`` if ``t_k`` is also in the student's top-K of ``scores``.
+
+    Candidates with id 0 (padding, "no candidate") get weight 0; the weights of a row sum to 1, or to 0
+    if the row has no candidate. Computed without gradient.
+
+    Args:
+        scores (torch.Tensor): ``[B, n_items]`` student scores; column 0 is the padding item.
+        teacher_topk (torch.LongTensor): ``[B, K]`` teacher's top-K item ids, best first.
+        teacher_scores (torch.Tensor): ``[B, K]`` teacher's score of each of them.
+        gammas (tuple): ``(g_p, g_c, g_o)``, the mix of position, confidence and consistency.
+        beta (float): temperature of the position weight.
+        score_kind (str): how to read teacher scores: ``distance``, ``logit`` or ``prob``.
+        confidence (str): ``candidate`` or ``sequence``.
+        teacher_target_scores (torch.Tensor, optional): ``[B]`` teacher's score of the true next item;
+            required by ``confidence="sequence"``.
+
+    Returns:
+        torch.Tensor: ``[B, K]`` weights.
+    """
+    gamma_p, gamma_c, gamma_o = gammas
+    valid = teacher_topk > 0
+    n_rows, k = teacher_topk.shape
+
+    ranks = torch.arange(1, k + 1, device=scores.device, dtype=scores.dtype).expand(n_rows, k)
+    position = _masked_softmax(-ranks / beta, valid, dim=1)
+
+    if confidence == "candidate":
+        conf = _masked_softmax(_confidence_logits(teacher_scores.to(scores.dtype), score_kind), valid, dim=1)
+    elif confidence == "sequence":
+        if teacher_target_scores is None:
+            raise ValueError("confidence='sequence' needs teacher_target_scores, the teacher's score of the true item")
+        has_teacher = valid.any(dim=1) & torch.isfinite(teacher_target_scores)
+        target_logits = torch.nan_to_num(_confidence_logits(teacher_target_scores.to(scores.dtype), score_kind))
+        per_row = _masked_softmax(target_logits, has_teacher, dim=0) * has_teacher.sum()
+        conf = per_row[:, None] * valid / valid.sum(dim=1, keepdim=True).clamp_min(1)
+    else:
+        raise ValueError(f"confidence must be one of {CONFIDENCE_MODES}, got {confidence!r}")
+
+    candidates = scores[:, 1:].topk(k, dim=1).indices + 1  # the student's top-K, padding excluded
+    consistency = ((teacher_topk[:, :, None] == candidates[:, None, :]).any(dim=2) & valid).to(scores.dtype)
+
+    mixed = (gamma_p * position + gamma_c * conf + gamma_o * consistency) * valid
+    return mixed / mixed.sum(dim=1, keepdim=True).clamp_min(torch.finfo(mixed.dtype).tiny)
+
+
+def ranking_distillation_loss(
+    scores,
+    teacher_topk,
+    teacher_scores,
+    gammas=(0.3, 0.5, 0.1),
+    beta=1.0,
+    score_kind="distance",
+    confidence="candidate",
+    teacher_target_scores=None,
+    negative_scores=None,
+    negative="official",
+):
+    r"""DLLM2Rec's importance-aware ranking distillation loss (Cui et al. 2024, eq. 5).
+
+    ``L_d = mean_s ( - sum_k w_sk * log sigmoid(scores[s, t_sk]) )``: the teacher's top-K items are
+    extra positives for the student, weighted by :func:`ranking_distillation_weights`.
+
+    The official code also pushes one sampled negative per row down with every candidate; pass its
+    scores as ``negative_scores`` (``[B]``) to add ``sum_k w_sk * -log sigmoid(1 - y_neg)``
+    (``negative="official"``, as in the code) or ``-log sigmoid(-y_neg)`` (``negative="bce"``).
+    The paper's eq. 5 has no negative term; it is off unless ``negative_scores`` is given.
+
+    Returns:
+        torch.Tensor: the batch mean, a scalar.
+    """
+    weights = ranking_distillation_weights(
+        scores, teacher_topk, teacher_scores, gammas, beta, score_kind, confidence, teacher_target_scores
+    )
+    candidate_scores = scores.gather(1, teacher_topk)
+    per_row = -(weights * F.logsigmoid(candidate_scores)).sum(dim=1)
+    if negative_scores is not None:
+        if negative == "official":
+            negative_loss = -F.logsigmoid(1 - negative_scores)
+        elif negative == "bce":
+            negative_loss = -F.logsigmoid(-negative_scores)
+        else:
+            raise ValueError(f"negative must be one of {NEGATIVE_TERMS}, got {negative!r}")
+        per_row = per_row + weights.sum(dim=1) * negative_loss
+    return per_row.mean()

@@ -1,0 +1,1 @@
+"""Builders that write teacher artifacts (see :mod:`recbole_distill.data.artifacts`)."""

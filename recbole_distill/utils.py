@@ -1,0 +1,63 @@
+"""Lookups that find recbole-distill's models, trainers and datasets first, then RecBole's."""
+
+import importlib
+
+from recbole.data import create_dataset as recbole_create_dataset
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+from recbole_distill.errors import RecBoleDistillError
+
+PLUGIN_MODEL_PACKAGE = "recbole_distill.model.sequential_recommender"
+RECBOLE_MODEL_PACKAGES = [
+    f"recbole.model.{kind}_recommender" for kind in ("general", "context_aware", "sequential", "knowledge_aware")
+]
+
+
+def _find_module(package, model_name):
+    path = f"{package}.{model_name.lower()}"
+    return path if importlib.util.find_spec(path) is not None else None
+
+
+def plugin_models():
+    """Names of the models recbole-distill adds to RecBole."""
+    package = importlib.import_module(PLUGIN_MODEL_PACKAGE)
+    return sorted(name for name in dir(package) if not name.startswith("_") and isinstance(getattr(package, name), type))
+
+
+def get_model(model_name):
+    """Return the model class called ``model_name``: a recbole-distill model, else a RecBole model."""
+    path = _find_module(PLUGIN_MODEL_PACKAGE, model_name)
+    if path is not None:
+        return getattr(importlib.import_module(path), model_name)
+    # RecBole's own lookup ends in ``exlib_recommender``, whose import needs lightgbm and xgboost; an
+    # unknown name would fail there with "No module named 'lightgbm'" instead of saying it is unknown.
+    if any(_find_module(package, model_name) for package in RECBOLE_MODEL_PACKAGES) or model_name.lower() in (
+        "lightgbm",
+        "xgboost",
+    ):
+        return recbole_get_model(model_name)
+    raise RecBoleDistillError(
+        f"unknown model '{model_name}': it is neither a recbole-distill model ({', '.join(plugin_models())}) "
+        "nor a RecBole model. Check the spelling and case of --model."
+    )
+
+
+def get_trainer(model_type, model_name):
+    """Return the trainer class for a model: the plugin's, else RecBole's."""
+    trainer_module = importlib.import_module("recbole_distill.trainer")
+    trainer = getattr(trainer_module, model_name + "Trainer", None)
+    if trainer is not None:
+        return trainer
+    if _find_module(PLUGIN_MODEL_PACKAGE, model_name) is not None:
+        return trainer_module.DistillTrainer
+    return recbole_get_trainer(model_type, model_name)
+
+
+def create_dataset(config):
+    """Build the dataset a model needs: students get teacher fields joined on, RecBole models RecBole's own."""
+    if hasattr(config.model_class, "teacher_parts"):
+        from recbole_distill.data.dataset import TeacherSequentialDataset
+
+        return TeacherSequentialDataset(config)
+    return recbole_create_dataset(config)

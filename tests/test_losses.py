@@ -1,0 +1,123 @@
+"""Ranking distillation loss against values computed by hand from DLLM2Rec's equations."""
+
+import math
+
+import pytest
+import torch
+
+import recbole_distill  # noqa: F401
+from recbole_distill.model.losses import ranking_distillation_loss, ranking_distillation_weights
+
+
+def softmax(xs):
+    exps = [math.exp(x) for x in xs]
+    return [e / sum(exps) for e in exps]
+
+
+def log_sigmoid(x):
+    return -math.log1p(math.exp(-x))
+
+
+def mix(gammas, *parts):
+    raw = [sum(g * part[k] for g, part in zip(gammas, parts)) for k in range(len(parts[0]))]
+    return [r / sum(raw) for r in raw]
+
+
+# Items 1..5 (column 0 is padding). The student's top-3 is {4, 1, 5}.
+SCORES = torch.tensor([[0.0, 2.0, -1.0, 0.5, 3.0, 1.0]])
+TOPK = torch.tensor([[2, 3, 1]])  # teacher's top-3, best first: only item 1 is also in the student's top-3
+
+
+def test_candidate_confidence_with_distances():
+    distances = torch.tensor([[1.0, 2.0, 4.0]])
+    w_p = softmax([-1, -2, -3])  # eq. 6, beta = 1
+    w_c = softmax([-1.0, -2.0, -4.0])  # official: softmax of -distance over the candidates
+    w_o = [0, 0, 1]  # eq. 8
+    w = mix((0.3, 0.5, 0.1), w_p, w_c, w_o)
+    expected = -(w[0] * log_sigmoid(-1.0) + w[1] * log_sigmoid(0.5) + w[2] * log_sigmoid(2.0))
+
+    weights = ranking_distillation_weights(SCORES, TOPK, distances)
+    assert weights[0].tolist() == pytest.approx(w, rel=1e-6)
+    loss = ranking_distillation_loss(SCORES, TOPK, distances, gammas=(0.3, 0.5, 0.1), score_kind="distance")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_logit_scores_beta_and_gammas():
+    logits = torch.tensor([[3.0, 1.0, 0.0]])
+    topk = torch.tensor([[4, 1, 2]])  # items 4 and 1 overlap with the student's top-3
+    w_p = softmax([-1 / 2, -2 / 2, -3 / 2])  # beta = 2
+    w_c = softmax([3.0, 1.0, 0.0])
+    w_o = [1, 1, 0]
+    w = mix((1.0, 0.2, 0.4), w_p, w_c, w_o)
+    expected = -(w[0] * log_sigmoid(3.0) + w[1] * log_sigmoid(2.0) + w[2] * log_sigmoid(-1.0))
+    loss = ranking_distillation_loss(SCORES, topk, logits, gammas=(1.0, 0.2, 0.4), beta=2.0, score_kind="logit")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_prob_scores_are_normalised_probabilities():
+    probs = torch.tensor([[0.5, 0.3, 0.1]])
+    weights = ranking_distillation_weights(SCORES, TOPK, probs, gammas=(0.0, 1.0, 0.0), score_kind="prob")
+    assert weights[0].tolist() == pytest.approx([0.5 / 0.9, 0.3 / 0.9, 0.1 / 0.9], rel=1e-6)
+
+
+def test_sequence_confidence_weights_rows_by_teacher_certainty():
+    scores = SCORES.repeat(2, 1)
+    topk = torch.tensor([[2, 3, 1], [5, 2, 0]])  # the second row has only two candidates
+    distances = torch.zeros(2, 3)
+    target_distances = torch.tensor([1.0, 3.0])
+    # per-row confidence: softmax over the batch of -distance(true item), times 2 rows, spread over K
+    c = [2 * p for p in softmax([-1.0, -3.0])]
+    w_p = [softmax([-1, -2, -3]), softmax([-1, -2]) + [0]]
+    w_c = [[c[0] / 3] * 3, [c[1] / 2] * 2 + [0]]
+    w_o = [[0, 0, 1], [1, 0, 0]]  # student top-3 is {4, 1, 5}
+    expected_w = [mix((0.3, 0.5, 0.1), w_p[r], w_c[r], w_o[r]) for r in range(2)]
+
+    weights = ranking_distillation_weights(
+        scores, topk, distances, confidence="sequence", teacher_target_scores=target_distances
+    )
+    for row in range(2):
+        assert weights[row].tolist() == pytest.approx(expected_w[row], rel=1e-6, abs=1e-12)
+    y = [[-1.0, 0.5, 2.0], [1.0, -1.0]]
+    expected = sum(-sum(w * log_sigmoid(v) for w, v in zip(expected_w[r], y[r])) for r in range(2)) / 2
+    loss = ranking_distillation_loss(
+        scores, topk, distances, confidence="sequence", teacher_target_scores=target_distances
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_official_and_bce_negative_terms():
+    distances = torch.tensor([[1.0, 2.0, 4.0]])
+    plain = ranking_distillation_loss(SCORES, TOPK, distances).item()
+    y_neg = torch.tensor([1.5])
+    official = ranking_distillation_loss(SCORES, TOPK, distances, negative_scores=y_neg, negative="official")
+    bce = ranking_distillation_loss(SCORES, TOPK, distances, negative_scores=y_neg, negative="bce")
+    # the weights of a row sum to 1, so the negative term is added once per row
+    assert official.item() == pytest.approx(plain - log_sigmoid(1 - 1.5), rel=1e-6)
+    assert bce.item() == pytest.approx(plain - log_sigmoid(-1.5), rel=1e-6)
+
+
+def test_rows_without_candidates_add_nothing_and_count_in_the_mean():
+    scores = SCORES.repeat(2, 1)
+    topk = torch.tensor([[2, 3, 1], [0, 0, 0]])
+    distances = torch.tensor([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]])
+    single = ranking_distillation_loss(SCORES, TOPK, distances[:1]).item()
+    assert ranking_distillation_loss(scores, topk, distances).item() == pytest.approx(single / 2, rel=1e-6)
+    assert ranking_distillation_weights(scores, topk, distances)[1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_gradient_reaches_only_the_teachers_items():
+    scores = SCORES.clone().requires_grad_(True)
+    ranking_distillation_loss(scores, TOPK, torch.tensor([[1.0, 2.0, 4.0]])).backward()
+    nonzero = set(torch.nonzero(scores.grad[0]).flatten().tolist())
+    assert nonzero == {1, 2, 3}
+    assert (scores.grad[0, [1, 2, 3]] < 0).all()  # each teacher item is pushed up
+
+
+def test_bad_arguments_are_refused():
+    distances = torch.tensor([[1.0, 2.0, 4.0]])
+    with pytest.raises(ValueError, match="score_kind"):
+        ranking_distillation_loss(SCORES, TOPK, distances, score_kind="rank")
+    with pytest.raises(ValueError, match="teacher_target_scores"):
+        ranking_distillation_loss(SCORES, TOPK, distances, confidence="sequence")
+    with pytest.raises(ValueError, match="negative"):
+        ranking_distillation_loss(SCORES, TOPK, distances, negative_scores=torch.zeros(1), negative="hinge")

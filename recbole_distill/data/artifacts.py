@@ -142,11 +142,13 @@ class TeacherArtifacts:
         scores = self._array("scores.npy", "f", 2)
         target_scores = self._array("target_scores.npy", "f", 1)
         n, k = topk.shape
-        if samples.shape != (n, 4) or scores.shape != (n, k) or target_scores.shape != (n,):
+        expected = {"samples.npy": (n, 4), "scores.npy": (n, k), "target_scores.npy": (n,)}
+        actual = {"samples.npy": samples.shape, "scores.npy": scores.shape, "target_scores.npy": target_scores.shape}
+        wrong = [f"{name} {actual[name]} (expected {shape})" for name, shape in expected.items() if actual[name] != shape]
+        if wrong:
             raise TeacherArtifactError(
-                f"teacher arrays in '{self.path}' disagree on their shapes: samples {samples.shape} "
-                f"(expected ({n}, 4)), topk {topk.shape}, scores {scores.shape}, target_scores "
-                f"{target_scores.shape}. The folder mixes files from different builds; rebuild it."
+                f"teacher arrays in '{self.path}' disagree with topk.npy {topk.shape} on their shapes: "
+                f"{', '.join(wrong)}. The folder mixes files from different builds; rebuild it."
             )
         if info.get("k") != k:
             raise TeacherArtifactError(

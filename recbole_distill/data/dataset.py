@@ -117,7 +117,8 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
     Per sample it adds ``teacher_topk`` (``[K]`` RecBole item ids, 0 = no candidate),
     ``teacher_score`` (``[K]``) and ``teacher_target_score``, matched by (user, ``target_pos``); every
     match must agree on the target item and the split, and every training sample must have a row.
-    The teacher's item embeddings are reordered into RecBole's item ids as ``teacher_item_embedding``.
+    The teacher's item embeddings are reordered into RecBole's item ids as ``teacher_item_embedding``
+    (a teacher may embed more items than the dataset keeps; every item it keeps needs a row).
     Which parts are loaded is asked of the model class (``teacher_parts(config)``; none for a model
     that has no such method). Anything that does not line up stops the run here, before any training.
     """
@@ -129,10 +130,6 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         self.teacher = TeacherArtifacts(resolve_teacher_path(config)) if self.teacher_parts else None
         self.teacher_score_kind = None
         self.teacher_item_embedding = None
-        if "ranking" in self.teacher_parts:
-            self.teacher_score_kind = self.teacher.meta.get("ranking", {}).get("score_kind")
-        if "embedding" in self.teacher_parts:
-            self.teacher_item_embedding = self._aligned_item_embeddings()
 
     def __str__(self):
         teacher = self.teacher.describe() if self.teacher else "none (no distillation part enabled)"
@@ -152,17 +149,27 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         return ids
 
     def _aligned_item_embeddings(self):
+        """Teacher embeddings in RecBole item-id order; items the dataset does not have are skipped."""
         embeddings = self.teacher.item_embeddings()
-        ids = self._item_ids(self.teacher.items, "items.txt")
+        token2id = self.field2token_id[self.iid_field]
+        ids = np.array([token2id.get(token, 0) for token in self.teacher.items], dtype=np.int64)
+        known = np.flatnonzero(ids > 0)
         table = torch.zeros(self.item_num, embeddings.shape[1])
-        table[torch.from_numpy(ids)] = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
+        table[torch.from_numpy(ids[known])] = torch.from_numpy(np.array(embeddings[known], dtype=np.float32))
         covered = np.zeros(self.item_num, dtype=bool)
-        covered[ids] = True
+        covered[ids[known]] = True
         missing = np.flatnonzero(~covered[1:]) + 1
         if len(missing):
+            unknown = np.flatnonzero(ids == 0)
+            hint = (
+                f"; the teacher lists {len(unknown)} item(s) this dataset does not have (first: "
+                f"'{self.teacher.items[unknown[0]]}'), so it was built for other data"
+                if len(unknown)
+                else ""
+            )
             raise TeacherArtifactError(
                 f"{len(missing)} item(s) of dataset '{self.dataset_name}' have no teacher embedding (first: "
-                f"'{self.id2token(self.iid_field, missing[0])}'). Rebuild the embeddings for this dataset."
+                f"'{self.id2token(self.iid_field, missing[0])}'){hint}. Rebuild the embeddings for this dataset."
             )
         return table
 
@@ -170,6 +177,12 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         datasets = super().build()
         if "ranking" in self.teacher_parts:
             self._join_rankings(datasets)
+            self.teacher_score_kind = self.teacher.meta["ranking"]["score_kind"]
+        if "embedding" in self.teacher_parts:
+            self.teacher_item_embedding = self._aligned_item_embeddings()
+        for dataset in datasets:  # the splits were copied before the teacher was attached
+            dataset.teacher_score_kind = self.teacher_score_kind
+            dataset.teacher_item_embedding = self.teacher_item_embedding
         return datasets
 
     def _join_rankings(self, datasets):

@@ -1,0 +1,190 @@
+"""Teacher artifacts: round trip, alignment with RecBole's samples, and every kind of bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_distill import Config, create_dataset
+from recbole_distill.data.artifacts import TeacherArtifacts, write_item_embeddings, write_ranking
+from recbole_distill.data.dataset import TARGET_POS, TEACHER_SCORE, TEACHER_TOPK, KeyedSequentialDataset
+from recbole_distill.errors import ConfigError, TeacherArtifactError
+
+from conftest import SLICE
+
+
+def build(base_config, teacher_path, model="DLLM2RecSASRec", **overrides):
+    config = Config(model=model, dataset=SLICE, config_dict={**base_config, "teacher_path": str(teacher_path), **overrides})
+    dataset = create_dataset(config)
+    return dataset, dataset.build()
+
+
+def rewrite(folder, name, change):
+    array = np.load(folder / name)
+    array = change(array.copy())
+    np.save(folder / name, array)
+
+
+def test_sample_keys_are_unique_and_positions_count_from_the_first_interaction(base_config):
+    config = Config(model="SASRec", dataset=SLICE, config_dict=base_config)
+    dataset = KeyedSequentialDataset(config)
+    train, valid, test = dataset.build()
+    table = dataset.sample_table([train, valid, test])
+    keys = set(zip(table["user"].tolist(), table["pos"].tolist()))
+    assert len(keys) == len(table["user"])
+    # leave-one-out: a user's test target is the last item of their history, valid the one before
+    n_inter = np.bincount(dataset.inter_feat[dataset.uid_field].numpy())  # samples per user = interactions - 1
+    test_users = test.inter_feat[dataset.uid_field].numpy()
+    assert (test.inter_feat[TARGET_POS].numpy() == n_inter[test_users]).all()
+    assert (valid.inter_feat[TARGET_POS].numpy() == n_inter[valid.inter_feat[dataset.uid_field].numpy()] - 1).all()
+
+
+def test_round_trip_through_the_writer_and_reader(tmp_path):
+    info = {"dataset": "toy", "samples": {"train": 2, "valid": 0, "test": 0}, "dataset_config": {}, "fingerprint": "f"}
+    arrays = {
+        "users": ["u1", "u2"],
+        "samples": np.array([[0, 1, 0, 0], [1, 1, 1, 0]]),
+        "topk": np.array([[1, 2], [0, -1]]),
+        "scores": np.array([[0.5, 0.7], [0.1, 0.0]]),
+        "target_scores": np.array([0.2, 0.3]),
+    }
+    write_ranking(tmp_path, info, items=["a", "b", "c"], info={"score_kind": "distance", "teacher": "toy"}, **arrays)
+    write_item_embeddings(tmp_path, info, items=["a", "b", "c"], embeddings=np.eye(3), info={"source": "eye"})
+    teacher = TeacherArtifacts(tmp_path)
+    users, samples, topk, scores, target_scores = teacher.ranking()
+    assert list(users) == ["u1", "u2"] and list(teacher.items) == ["a", "b", "c"]
+    assert np.array_equal(samples, arrays["samples"]) and np.array_equal(topk, arrays["topk"])
+    assert np.allclose(scores, arrays["scores"]) and np.allclose(target_scores, arrays["target_scores"])
+    assert np.array_equal(teacher.item_embeddings(), np.eye(3, dtype=np.float32))
+    assert teacher.meta["ranking"]["k"] == 2 and teacher.meta["embedding"]["dim"] == 3
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+    with pytest.raises(TeacherArtifactError, match="other samples"):
+        write_item_embeddings(tmp_path, {**info, "fingerprint": "g"}, items=["a", "b", "c"], embeddings=np.eye(3), info={})
+
+
+def test_join_puts_the_teachers_ranking_on_each_sample(base_config, teacher_dir):
+    dataset, (train, valid, test) = build(base_config, teacher_dir, teacher_k=5)
+    _, samples, topk, scores, _ = TeacherArtifacts(teacher_dir).ranking()
+    items = dataset.field2token_id[dataset.iid_field]
+    teacher_items = TeacherArtifacts(teacher_dir).items
+    for split in (train, valid, test):
+        feat = split.inter_feat
+        assert feat[TEACHER_TOPK].shape == (len(feat), 5)
+        assert feat[TEACHER_TOPK].dtype == torch.int64 and (feat[TEACHER_TOPK] > 0).all()
+    # spot-check one training sample against the raw arrays, through tokens
+    feat = train.inter_feat
+    user = dataset.id2token(dataset.uid_field, feat[dataset.uid_field][7].item())
+    pos = feat[TARGET_POS][7].item()
+    users = list(TeacherArtifacts(teacher_dir).ranking()[0])
+    row = np.flatnonzero((samples[:, 0] == users.index(user)) & (samples[:, 1] == pos))[0]
+    assert feat[TEACHER_TOPK][7].tolist() == [items[teacher_items[i]] for i in topk[row, :5]]
+    assert np.allclose(feat[TEACHER_SCORE][7].numpy(), scores[row, :5])
+    assert dataset.teacher_item_embedding.shape == (dataset.item_num, 384)
+    assert torch.equal(dataset.teacher_item_embedding[0], torch.zeros(384))
+
+
+def test_rows_in_any_order_align_the_same(base_config, teacher_dir, teacher_copy):
+    permutation = np.random.default_rng(0).permutation(len(np.load(teacher_dir / "samples.npy")))
+    for name in ("samples.npy", "topk.npy", "scores.npy", "target_scores.npy"):
+        rewrite(teacher_copy, name, lambda a: a[permutation])
+    _, original = build(base_config, teacher_dir)
+    _, shuffled = build(base_config, teacher_copy)
+    for a, b in zip(original, shuffled):
+        assert torch.equal(a.inter_feat[TEACHER_TOPK], b.inter_feat[TEACHER_TOPK])
+        assert torch.equal(a.inter_feat[TEACHER_SCORE], b.inter_feat[TEACHER_SCORE])
+
+
+def _shift_target(a):
+    a[3, 2] = (a[3, 2] + 1) % a[:, 2].max()
+    return a
+
+
+def _duplicate_first_row(a):
+    a[1] = a[0]
+    return a
+
+
+def _nan_embedding(a):
+    a[5, 0] = np.nan
+    return a
+
+
+def _nan_score(a):
+    a[2, 1] = np.inf
+    return a
+
+
+def _wrong_split(a):
+    a[0, 3] = 2
+    return a
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("samples.npy", _shift_target, "disagrees .* on the target item of 1 sample"),
+        ("samples.npy", _wrong_split, "disagrees .* on the split"),
+        ("samples.npy", _duplicate_first_row, "duplicate sample key"),
+        ("item_embeddings.npy", _nan_embedding, "NaN or infinite values in 1 row"),
+        ("scores.npy", _nan_score, "NaN or infinite score"),
+        ("topk.npy", lambda a: a[:, :5], r"scores.npy \(\d+, 20\) \(expected \(\d+, 5\)\)"),
+        ("samples.npy", lambda a: a[1:], "disagree with topk.npy .* on their shapes: samples.npy"),
+    ],
+)
+def test_damaged_arrays_stop_the_run(base_config, teacher_copy, name, change, message):
+    rewrite(teacher_copy, name, change)
+    with pytest.raises(TeacherArtifactError, match=message):
+        build(base_config, teacher_copy)
+
+
+def test_a_missing_training_sample_is_named(base_config, teacher_copy):
+    samples = np.load(teacher_copy / "samples.npy")
+    keep = np.flatnonzero(samples[:, 3] == 0)[1:].tolist() + np.flatnonzero(samples[:, 3] != 0).tolist()
+    for name in ("samples.npy", "topk.npy", "scores.npy", "target_scores.npy"):
+        rewrite(teacher_copy, name, lambda a: a[keep])
+    meta = (teacher_copy / "teacher.yaml").read_text().replace("n_samples:", "n_samples_was:")
+    (teacher_copy / "teacher.yaml").write_text(meta)
+    with pytest.raises(TeacherArtifactError, match="no row for 1 training sample"):
+        build(base_config, teacher_copy)
+
+
+def test_an_unknown_item_token_is_named(base_config, teacher_copy):
+    items = (teacher_copy / "items.txt").read_text().splitlines()
+    items[4] = "no-such-item"
+    (teacher_copy / "items.txt").write_text("\n".join(items) + "\n")
+    with pytest.raises(TeacherArtifactError, match="'no-such-item'"):
+        build(base_config, teacher_copy)
+
+
+def test_a_teacher_for_other_filters_is_refused_with_the_reason(base_config, teacher_dir):
+    with pytest.raises(TeacherArtifactError, match="these settings differ: user_inter_num_interval"):
+        build(base_config, teacher_dir, user_inter_num_interval="[60,inf)")
+
+
+def test_k_in_teacher_yaml_must_match_the_arrays(base_config, teacher_copy):
+    for name in ("topk.npy", "scores.npy"):
+        rewrite(teacher_copy, name, lambda a: a[:, :5])
+    with pytest.raises(TeacherArtifactError, match="k = 20 but topk.npy has 5 columns"):
+        build(base_config, teacher_copy)
+
+
+def test_teacher_k_beyond_what_is_stored(base_config, teacher_dir):
+    with pytest.raises(ConfigError, match="teacher_k.* at most 20"):
+        build(base_config, teacher_dir, teacher_k=30)
+
+
+def test_missing_or_corrupt_files(base_config, teacher_copy, tmp_path):
+    with pytest.raises(TeacherArtifactError, match="does not exist"):
+        build(base_config, tmp_path / "nowhere")
+    (teacher_copy / "topk.npy").write_bytes((teacher_copy / "topk.npy").read_bytes()[:200])
+    with pytest.raises(TeacherArtifactError, match="truncated or corrupt"):
+        build(base_config, teacher_copy)
+    (teacher_copy / "item_embeddings.npy").unlink()
+    with pytest.raises(TeacherArtifactError, match="item_embeddings.npy' is missing"):
+        build(base_config, teacher_copy, rd_weight=0)
+
+
+def test_only_the_parts_a_config_uses_are_required(base_config, teacher_copy):
+    (teacher_copy / "topk.npy").unlink()
+    dataset, (train, _, _) = build(base_config, teacher_copy, rd_weight=0)  # embedding distillation only
+    assert TEACHER_TOPK not in train.inter_feat.columns
+    assert dataset.teacher_item_embedding is not None

@@ -1,0 +1,1 @@
+"""Benchmark command: ``python -m recbole_distill.benchmark`` (see ``__main__``)."""

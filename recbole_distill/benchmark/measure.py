@@ -1,0 +1,85 @@
+"""One benchmark run: train and test a model as ``run_recbole_distill`` does, measuring what it costs.
+
+Runs in its own process (see :mod:`recbole_distill.benchmark`), so that peak memory and timings belong
+to this run alone.
+"""
+
+import json
+import resource
+import statistics
+import sys
+import time
+from logging import getLogger
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_distill.config import Config
+from recbole_distill.utils import create_dataset, get_model, get_trainer
+
+
+@torch.no_grad()
+def inference_seconds_per_1000_users(model, eval_data, repeats=5):
+    """Median time of ``full_sort_predict`` over every user of ``eval_data``, per 1,000 users.
+
+    This is the scoring RecBole's full-ranking evaluator does, without the metric bookkeeping.
+    """
+    model.eval()
+    batches = [batch[0] for batch in eval_data]
+    n_users = sum(len(batch) for batch in batches)
+    times = []
+    for _ in range(repeats + 1):  # the first pass warms caches up and is not counted
+        start = time.perf_counter()
+        for interaction in batches:
+            model.full_sort_predict(interaction)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]) / n_users * 1000
+
+
+def measure(model, dataset, config_file_list=None, config_dict=None):
+    """Train, select on validation, test, and measure: the result row of one benchmark run."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+
+    epoch_seconds = []
+    train_epoch = trainer._train_epoch
+
+    def timed_train_epoch(*args, **kwargs):
+        start = time.perf_counter()
+        losses = train_epoch(*args, **kwargs)
+        epoch_seconds.append(time.perf_counter() - start)
+        return losses
+
+    trainer._train_epoch = timed_train_epoch
+    start = time.perf_counter()
+    best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    wall = time.perf_counter() - start
+    getLogger().info(f"benchmark test result: {dict(test_result)}")
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "seed": config["seed"],
+        **{f"test_{key}": float(value) for key, value in test_result.items()},
+        f"valid_{config['valid_metric'].lower()}": float(best_valid_score),
+        "epochs": len(epoch_seconds),
+        "seconds_per_epoch": statistics.median(epoch_seconds),
+        "inference_seconds_per_1000_users": inference_seconds_per_1000_users(net, test_data),
+        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_seconds": wall,
+        "checkpoint": trainer.saved_model_file,
+    }
+
+
+if __name__ == "__main__":
+    # python -m recbole_distill.benchmark.measure '<json: model, dataset, config_file_list, config_dict>'
+    spec = json.loads(sys.argv[1])
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value flags from sys.argv
+    print("BENCHMARK_RESULT " + json.dumps(measure(**spec)), flush=True)

@@ -1,0 +1,178 @@
+"""The three DLLM2Rec students inside RecBole's data flow, trainer and evaluator."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.model.sequential_recommender import SASRec
+from recbole.utils import init_seed
+
+import recbole_distill.model.dllm2rec as dllm2rec
+from recbole_distill import Config, create_dataset, get_model, get_trainer, run_recbole_distill
+from recbole_distill.errors import ConfigError
+from recbole_distill.model.layers import CollaborativeItemEmbedding
+from recbole_distill.trainer import DistillTrainer
+
+from conftest import SLICE
+
+STUDENTS = ["DLLM2RecSASRec", "DLLM2RecGRU4Rec", "DLLM2RecBERT4Rec"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def prepare(base_config, teacher_dir, model, **overrides):
+    config = Config(model=model, dataset=SLICE, config_dict={**base_config, "teacher_path": str(teacher_dir), **overrides})
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset)
+    return config, model, train_data, test_data
+
+
+def first_batch(train_data):
+    return next(iter(train_data))
+
+
+@pytest.mark.parametrize("model", STUDENTS)
+def test_student_trains_and_reloads_in_a_new_process(base_config, teacher_dir, tmp_path, model):
+    checkpoints = tmp_path / "saved"
+    config = {**base_config, "teacher_path": str(teacher_dir), "checkpoint_dir": str(checkpoints)}
+    result = run_recbole_distill(model=model, dataset=SLICE, config_dict=config)
+    assert set(result["test_result"]) >= {"ndcg@10", "hit@10", "ndcg@20", "mrr@10"}
+
+    checkpoint = next(checkpoints.glob(f"{model}-*.pth"))
+    script = (
+        "import json, sys\n"
+        "from recbole_distill import load_data_and_model, get_trainer\n"
+        "config, model, dataset, train, valid, test = load_data_and_model(sys.argv[1])\n"
+        "trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, model)\n"
+        "print(json.dumps({k: float(v) for k, v in trainer.evaluate(test, load_best_model=False).items()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(checkpoint)], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == result["test_result"]
+
+
+@pytest.mark.parametrize("model, passes", [("DLLM2RecSASRec", 1), ("DLLM2RecGRU4Rec", 1), ("DLLM2RecBERT4Rec", 2)])
+def test_loss_parts_and_encoder_passes(base_config, teacher_dir, monkeypatch, model, passes):
+    config, student, train_data, _ = prepare(base_config, teacher_dir, model)
+    calls = []
+    recbole_model = student.__class__.__mro__[2]  # e.g. SASRec
+    original = recbole_model.forward
+    monkeypatch.setattr(recbole_model, "forward", lambda self, *inputs: calls.append(1) or original(self, *inputs))
+    rec_loss, rd_loss = student.calculate_loss(first_batch(train_data))
+    assert len(calls) == passes  # SASRec and GRU4Rec share one pass between the two losses
+    assert rec_loss.item() > 0 and rd_loss.item() > 0
+    (rec_loss + rd_loss).backward()
+    assert student.item_embedding.projector.weight.grad.abs().sum() > 0
+    assert student.loss_names == ("rec_loss", "rd_loss")
+    assert get_trainer(config["MODEL_TYPE"], config["model"]) is DistillTrainer
+
+
+def test_distillation_scores_are_the_full_sort_scores(base_config, teacher_dir, monkeypatch):
+    """L_d must read exactly the scores full_sort_predict gives for the training prefix."""
+    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecSASRec")
+    student.eval()  # no dropout, so both ways of computing the scores are deterministic
+    batch = first_batch(train_data)
+    seen = []
+    original = dllm2rec.ranking_distillation_loss
+    monkeypatch.setattr(
+        dllm2rec, "ranking_distillation_loss", lambda scores, *a, **k: seen.append(scores) or original(scores, *a, **k)
+    )
+    student.calculate_loss(batch)
+    with torch.no_grad():
+        assert torch.allclose(seen[0], student.full_sort_predict(batch), atol=1e-5)
+
+
+def test_without_distillation_the_student_is_the_recbole_model(base_config, teacher_dir):
+    config, student, train_data, test_data = prepare(base_config, teacher_dir, "DLLM2RecSASRec", rd_weight=0, ed_weight=0)
+    plain = SASRec(config, train_data._dataset)
+    plain.load_state_dict(student.state_dict())
+    assert not isinstance(student.item_embedding, CollaborativeItemEmbedding)
+    batch = first_batch(train_data)
+    torch.manual_seed(0)
+    rec_loss, rd_loss = student.calculate_loss(batch)
+    torch.manual_seed(0)
+    assert torch.allclose(rec_loss, plain.calculate_loss(batch)) and rd_loss.item() == 0
+    student.eval(), plain.eval()
+    interaction = next(iter(test_data))[0]
+    with torch.no_grad():
+        assert torch.equal(student.full_sort_predict(interaction), plain.full_sort_predict(interaction))
+
+
+def test_inference_uses_the_cached_table(base_config, teacher_dir):
+    _, student, _, test_data = prepare(base_config, teacher_dir, "DLLM2RecSASRec")
+    student.eval()
+    interaction = next(iter(test_data))[0]
+    with torch.no_grad():
+        first = student.full_sort_predict(interaction)
+        table = student.item_embedding.weight
+        assert torch.equal(student.full_sort_predict(interaction), first)
+        assert student.item_embedding.weight is table
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"ed_scope": "input", "ed_projector": "mlp"},
+        {"ed_offset": False, "rd_negative": "official"},
+        {"rd_confidence": "sequence", "rd_negative": "bce", "teacher_k": 20},
+    ],
+)
+def test_variants_train_a_batch(base_config, teacher_dir, overrides):
+    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecGRU4Rec", **overrides)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
+    batch = first_batch(train_data)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = sum(student.calculate_loss(batch))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("rd_weight", -0.5, "'rd_weight' = -0.5: expected a number >= 0 \\(lambda_d"),
+        ("rd_weight", "much", "'rd_weight' = 'much'"),
+        ("ed_weight", -1, "'ed_weight' = -1"),
+        ("rd_gammas", [0.3, 0.5], "'rd_gammas'"),
+        ("rd_gammas", [0, 0, 0], "not all 0"),
+        ("rd_beta", 0, "'rd_beta' = 0"),
+        ("teacher_k", 0, "'teacher_k' = 0"),
+        ("rd_confidence", "global", "'rd_confidence' = 'global'"),
+        ("ed_scope", "output", "'ed_scope' = 'output'"),
+        ("ed_projector", "transformer", "'ed_projector'"),
+    ],
+)
+def test_nonsense_config_values_fail_before_any_data_is_loaded(base_config, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(model="DLLM2RecSASRec", dataset=SLICE, config_dict={**base_config, key: value})
+
+
+def test_recbole_models_run_through_the_same_harness(base_config, tmp_path):
+    result = run_recbole_distill(
+        model="GRU4Rec", dataset=SLICE, config_dict={**base_config, "checkpoint_dir": str(tmp_path)}
+    )
+    assert "ndcg@10" in result["test_result"]
+    assert get_model("SASRec") is SASRec
+
+
+def test_unknown_model_name_is_a_clear_error(base_config):
+    with pytest.raises(ValueError, match="unknown model 'SASRek'.*DLLM2RecSASRec"):
+        Config(model="SASRek", dataset=SLICE, config_dict=base_config)
+
+
+def test_student_defaults_layer_recbole_then_plugin(base_config):
+    config = Config(model="DLLM2RecSASRec", dataset=SLICE, config_dict={})
+    assert config["n_layers"] == 2 and config["hidden_dropout_prob"] == 0.5  # RecBole's SASRec.yaml
+    assert config["rd_weight"] == 0.5 and config["rd_gammas"] == [0.3, 0.5, 0.1]  # the plugin's DLLM2Rec.yaml
+    assert config["train_neg_sample_args"]["distribution"] == "none"  # the plugin's overall.yaml
+    assert Config(model="DLLM2RecGRU4Rec", dataset=SLICE, config_dict={})["embedding_size"] == 64

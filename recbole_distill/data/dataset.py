@@ -135,30 +135,47 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         teacher = self.teacher.describe() if self.teacher else "none (no distillation part enabled)"
         return super().__str__() + "\n" + set_color("Teacher", "blue") + f": {teacher}"
 
-    def _item_ids(self, tokens, what):
-        """RecBole item ids of the teacher's item tokens; an unknown token is an error."""
-        token2id = self.field2token_id[self.iid_field]
-        ids = np.array([token2id.get(token, -1) for token in tokens], dtype=np.int64)
-        unknown = np.flatnonzero(ids <= 0)
+    def build(self):
+        datasets = super().build()
+        if "ranking" in self.teacher_parts:
+            self._join_rankings(datasets)
+            self.teacher_score_kind = self.teacher.meta["ranking"]["score_kind"]
+        if "embedding" in self.teacher_parts:
+            self.teacher_item_embedding = self._aligned_item_embeddings()
+        for dataset in datasets:  # the splits were copied before the teacher was attached
+            dataset.teacher_score_kind = self.teacher_score_kind
+            dataset.teacher_item_embedding = self.teacher_item_embedding
+        return datasets
+
+    # -- tokens ----------------------------------------------------------------------------------------
+    def _ids(self, field, tokens):
+        """RecBole ids of ``tokens`` (0, RecBole's padding id, for a token the dataset does not have)."""
+        token2id = self.field2token_id[field]
+        return np.array([token2id.get(token, 0) for token in tokens], dtype=np.int64)
+
+    def _known_ids(self, field, tokens, file):
+        ids = self._ids(field, tokens)
+        unknown = np.flatnonzero(ids == 0)
         if len(unknown):
             raise TeacherArtifactError(
-                f"{len(unknown)} item token(s) in the teacher's {what} are not items of dataset "
-                f"'{self.dataset_name}' (first: '{tokens[unknown[0]]}'). The teacher was built for other "
-                f"data or other filters; rebuild it with this run's dataset config."
+                f"{len(unknown)} token(s) in the teacher's {file} are not {field}s of dataset "
+                f"'{self.dataset_name}' (first: '{tokens[unknown[0]]}'). The teacher was built for other data "
+                "or other filters; rebuild it with this run's dataset config."
             )
         return ids
 
+    def _sample_name(self, table, i):
+        return f"user '{self.id2token(self.uid_field, table['user'][i])}', target position {table['pos'][i]}"
+
+    # -- embeddings ------------------------------------------------------------------------------------
     def _aligned_item_embeddings(self):
         """Teacher embeddings in RecBole item-id order; items the dataset does not have are skipped."""
         embeddings = self.teacher.item_embeddings()
-        token2id = self.field2token_id[self.iid_field]
-        ids = np.array([token2id.get(token, 0) for token in self.teacher.items], dtype=np.int64)
+        ids = self._ids(self.iid_field, self.teacher.items)
         known = np.flatnonzero(ids > 0)
         table = torch.zeros(self.item_num, embeddings.shape[1])
         table[torch.from_numpy(ids[known])] = torch.from_numpy(np.array(embeddings[known], dtype=np.float32))
-        covered = np.zeros(self.item_num, dtype=bool)
-        covered[ids[known]] = True
-        missing = np.flatnonzero(~covered[1:]) + 1
+        missing = np.setdiff1d(np.arange(1, self.item_num), ids[known])
         if len(missing):
             unknown = np.flatnonzero(ids == 0)
             hint = (
@@ -173,41 +190,38 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
             )
         return table
 
-    def build(self):
-        datasets = super().build()
-        if "ranking" in self.teacher_parts:
-            self._join_rankings(datasets)
-            self.teacher_score_kind = self.teacher.meta["ranking"]["score_kind"]
-        if "embedding" in self.teacher_parts:
-            self.teacher_item_embedding = self._aligned_item_embeddings()
-        for dataset in datasets:  # the splits were copied before the teacher was attached
-            dataset.teacher_score_kind = self.teacher_score_kind
-            dataset.teacher_item_embedding = self.teacher_item_embedding
-        return datasets
-
+    # -- rankings --------------------------------------------------------------------------------------
     def _join_rankings(self, datasets):
         users, samples, topk, scores, target_scores = self.teacher.ranking()
-        info, meta = self.teacher.meta["ranking"], self.teacher.meta
+        stored_k = self.teacher.meta["ranking"]["k"]
         k = self.config["teacher_k"]
-        if k > info["k"]:
-            raise ConfigError("teacher_k", k, f"at most {info['k']}, the K the teacher at {self.teacher.path} stores")
-
+        if k > stored_k:
+            raise ConfigError("teacher_k", k, f"at most {stored_k}, the K the teacher at {self.teacher.path} stores")
         table = self.sample_table(datasets)
         fingerprint = self.fingerprint(table)
-        if meta.get("fingerprint") != fingerprint:
-            raise TeacherArtifactError(self._fingerprint_message(meta, fingerprint, table))
+        if self.teacher.meta.get("fingerprint") != fingerprint:
+            raise TeacherArtifactError(self._fingerprint_message(fingerprint, table))
 
-        # Match teacher rows to samples by (user, target position).
-        token2uid = self.field2token_id[self.uid_field]
-        user_ids = np.array([token2uid.get(token, -1) for token in users], dtype=np.int64)
-        if (user_ids <= 0).any():
-            raise TeacherArtifactError(
-                f"user token '{users[np.flatnonzero(user_ids <= 0)[0]]}' in the teacher's users.txt is not a "
-                f"user of dataset '{self.dataset_name}'; the teacher was built for other data."
-            )
+        rows = self._match_rows(table, users, samples)
+        item_ids = np.r_[self._known_ids(self.iid_field, self.teacher.items, "items.txt"), 0]  # index -1 -> 0
+        self._check_agreement(table, rows, samples, item_ids)
+
+        start = 0
+        for dataset in datasets:
+            split_rows = rows[start : start + len(dataset.inter_feat)]
+            start += len(dataset.inter_feat)
+            self._attach(dataset, split_rows, topk, scores, target_scores, item_ids, k)
+        counts = ", ".join(
+            f"{name} {int((rows[table['split'] == s] >= 0).sum())}/{int((table['split'] == s).sum())}"
+            for s, name in enumerate(SPLITS)
+        )
+        self.logger.info(set_color("Teacher rankings joined", "blue") + f": {counts} samples, K={k}")
+
+    def _match_rows(self, table, users, samples):
+        """For each sample of ``table``, the teacher row with its (user, target position), or -1."""
+        user_ids = self._known_ids(self.uid_field, users, "users.txt")
         stride = int(max(table["pos"].max(), samples[:, 1].max())) + 1
         teacher_keys = user_ids[samples[:, 0]] * stride + samples[:, 1]
-        sample_keys = table["user"] * stride + table["pos"]
         order = np.argsort(teacher_keys, kind="stable")
         sorted_keys = teacher_keys[order]
         duplicate = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
@@ -217,64 +231,50 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
                 f"the teacher has {len(duplicate)} duplicate sample key(s) (first: user '{users[samples[row, 0]]}', "
                 f"target position {samples[row, 1]}); each (user, target position) must appear once. Rebuild it."
             )
+        sample_keys = table["user"] * stride + table["pos"]
         where = np.minimum(np.searchsorted(sorted_keys, sample_keys), len(sorted_keys) - 1)
-        found = sorted_keys[where] == sample_keys
-        rows = np.where(found, order[where], -1)
-        self._check_rows(table, rows, samples, users)
+        rows = np.where(sorted_keys[where] == sample_keys, order[where], -1)
 
-        # Every matched row must agree with RecBole on the target item and on the split.
-        item_ids = np.r_[self._item_ids(self.teacher.items, "items.txt"), 0]  # index -1 -> 0 (none)
-        matched = np.flatnonzero(found)
-        teacher_target = item_ids[samples[rows[matched], 2]]
-        for what, theirs, ours in (
-            ("target item", teacher_target, table["item"][matched]),
-            ("split", samples[rows[matched], 3], table["split"][matched]),
-        ):
-            wrong = np.flatnonzero(theirs != ours)
-            if len(wrong):
-                i = matched[wrong[0]]
-                raise TeacherArtifactError(
-                    f"the teacher disagrees with dataset '{self.dataset_name}' on the {what} of "
-                    f"{len(wrong)} sample(s) (first: user '{self.id2token(self.uid_field, table['user'][i])}', "
-                    f"target position {table['pos'][i]}: teacher {self._describe(what, theirs[wrong[0]])}, "
-                    f"dataset {self._describe(what, ours[wrong[0]])}). Its rows are misaligned with this "
-                    "data; rebuild the teacher with this run's dataset config."
-                )
-
-        start = 0
-        for dataset in datasets:
-            split_rows = rows[start : start + len(dataset.inter_feat)]
-            start += len(dataset.inter_feat)
-            self._attach(dataset, split_rows, topk, scores, target_scores, item_ids, k)
-        counts = ", ".join(
-            f"{name} {int(found[table['split'] == s].sum())}/{int((table['split'] == s).sum())}"
-            for s, name in enumerate(SPLITS)
-        )
-        self.logger.info(set_color("Teacher rankings joined", "blue") + f": {counts} samples, K={k}")
-
-    def _describe(self, what, value):
-        return f"'{self.id2token(self.iid_field, value)}'" if what == "target item" else SPLITS[value]
-
-    def _check_rows(self, table, rows, samples, users):
         missing = np.flatnonzero((rows < 0) & (table["split"] == 0))
         if len(missing):
-            i = missing[0]
             raise TeacherArtifactError(
-                f"the teacher has no row for {len(missing)} training sample(s) (first: user "
-                f"'{self.id2token(self.uid_field, table['user'][i])}', target position {table['pos'][i]}). "
-                "It was built on other data or did not finish; rebuild or resume the teacher."
+                f"the teacher has no row for {len(missing)} training sample(s) (first: "
+                f"{self._sample_name(table, missing[0])}). It was built on other data or did not finish; "
+                "rebuild or resume the teacher."
             )
-        used = np.zeros(len(samples), dtype=bool)
-        used[rows[rows >= 0]] = True
-        if not used.all():
-            row = np.flatnonzero(~used)[0]
+        unused = np.setdiff1d(np.arange(len(samples)), rows[rows >= 0])
+        if len(unused):
+            row = unused[0]
             raise TeacherArtifactError(
-                f"the teacher has {int((~used).sum())} row(s) for samples dataset '{self.dataset_name}' does "
-                f"not have (first: user '{users[samples[row, 0]]}', target position {samples[row, 1]}); it "
-                "was built on other data. Rebuild it with this run's dataset config."
+                f"the teacher has {len(unused)} row(s) for samples dataset '{self.dataset_name}' does not have "
+                f"(first: user '{users[samples[row, 0]]}', target position {samples[row, 1]}); it was built on "
+                "other data. Rebuild it with this run's dataset config."
             )
+        return rows
 
-    def _fingerprint_message(self, meta, fingerprint, table):
+    def _check_agreement(self, table, rows, samples, item_ids):
+        """Every matched row must agree with RecBole on the target item and on the split."""
+        matched = np.flatnonzero(rows >= 0)
+        checks = (
+            ("target item", item_ids[samples[rows[matched], 2]], table["item"][matched]),
+            ("split", samples[rows[matched], 3], table["split"][matched]),
+        )
+        for what, theirs, ours in checks:
+            wrong = np.flatnonzero(theirs != ours)
+            if len(wrong):
+                first = wrong[0]
+                raise TeacherArtifactError(
+                    f"the teacher disagrees with dataset '{self.dataset_name}' on the {what} of {len(wrong)} "
+                    f"sample(s) (first: {self._sample_name(table, matched[first])}: teacher "
+                    f"{self._show(what, theirs[first])}, dataset {self._show(what, ours[first])}). Its rows are "
+                    "misaligned with this data; rebuild the teacher with this run's dataset config."
+                )
+
+    def _show(self, what, value):
+        return f"'{self.id2token(self.iid_field, value)}'" if what == "target item" else SPLITS[value]
+
+    def _fingerprint_message(self, fingerprint, table):
+        meta = self.teacher.meta
         counts = {name: int((table["split"] == s).sum()) for s, name in enumerate(SPLITS)}
         built_with = meta.get("dataset_config") or {}
         ours = self.shaping_config()

@@ -173,6 +173,6 @@ def test_unknown_model_name_is_a_clear_error(base_config):
 def test_student_defaults_layer_recbole_then_plugin(base_config):
     config = Config(model="DLLM2RecSASRec", dataset=SLICE, config_dict={})
     assert config["n_layers"] == 2 and config["hidden_dropout_prob"] == 0.5  # RecBole's SASRec.yaml
-    assert config["rd_weight"] == 0.5 and config["rd_gammas"] == [0.3, 0.5, 0.1]  # the plugin's DLLM2Rec.yaml
+    assert config["rd_weight"] == 0.7 and config["rd_gammas"] == [0.3, 0.5, 0.1]  # the plugin's DLLM2Rec.yaml
     assert config["train_neg_sample_args"]["distribution"] == "none"  # the plugin's overall.yaml
     assert Config(model="DLLM2RecGRU4Rec", dataset=SLICE, config_dict={})["embedding_size"] == 64

@@ -69,6 +69,26 @@ def test_inference_table_is_cached_until_a_parameter_changes():
         assert not torch.equal(layer.weight, second)
 
 
+def test_one_step_shares_the_table_and_gives_the_same_gradients():
+    ids = torch.tensor([[1, 2, 2], [5, 0, 3]])
+
+    def loss_and_grads(layer):
+        loss = (layer(ids).sum() + (layer.weight**2).sum()) * 0.5
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in layer.parameters()]
+
+    shared, _ = make_layer()
+    with shared.one_step():
+        assert shared.weight is shared.weight  # computed once in the step
+        shared_result = loss_and_grads(shared)
+    assert shared.weight is not shared.weight  # outside a step every call builds its own graph
+    separate, _ = make_layer()
+    separate_result = loss_and_grads(separate)
+    assert shared_result[0] == pytest.approx(separate_result[0])
+    for a, b in zip(shared_result[1], separate_result[1]):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_training_lookups_carry_gradient_to_both_parts():
     layer, _ = make_layer()
     layer(torch.tensor([[1, 2]])).sum().backward()

@@ -119,7 +119,7 @@ def test_inference_uses_the_cached_table(base_config, teacher_dir):
     "overrides",
     [
         {"ed_scope": "input", "ed_projector": "mlp"},
-        {"ed_offset": False, "rd_negative": "official"},
+        {"ed_offset": False, "rd_negative": None},
         {"rd_confidence": "sequence", "rd_negative": "bce", "teacher_k": 20},
     ],
 )

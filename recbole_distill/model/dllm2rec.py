@@ -6,6 +6,7 @@ Reference:
 """
 
 import numbers
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -98,10 +99,23 @@ class DLLM2Rec:
         self._encoder_memo = None
 
     def forward(self, *inputs):
-        if isinstance(self.item_embedding, CollaborativeItemEmbedding):
-            with self.item_embedding.input_lookups():
-                return self._encode(*inputs)
-        return self._encode(*inputs)
+        with self._embedding_scope("input_lookups"):
+            return self._encode(*inputs)
+
+    def _embedding_scope(self, name):
+        """A scope of the collaborative item embedding (nothing when embedding distillation is off)."""
+        layer = self.item_embedding
+        return getattr(layer, name)() if isinstance(layer, CollaborativeItemEmbedding) else nullcontext()
+
+    @contextmanager
+    def _one_step(self):
+        """One training step: the encoder pass and the fused item table are computed once and shared."""
+        self._encoder_memo = ((), None)
+        try:
+            with self._embedding_scope("one_step"):
+                yield
+        finally:
+            self._encoder_memo = None
 
     def _encode(self, *inputs):
         # Inside calculate_loss, a second call on the very same input tensors (the base loss, then
@@ -115,15 +129,11 @@ class DLLM2Rec:
         return output
 
     def calculate_loss(self, interaction):
-        if not self.rd_weight:
+        with self._one_step():
             rec_loss = super().calculate_loss(interaction)
-            return rec_loss, torch.zeros_like(rec_loss)
-        self._encoder_memo = ((), None)
-        try:
-            rec_loss = super().calculate_loss(interaction)
+            if not self.rd_weight:
+                return rec_loss, torch.zeros_like(rec_loss)
             scores = self.full_sort_predict(interaction)
-        finally:
-            self._encoder_memo = None
         negative_scores = None
         if self.rd_negative:
             negative_scores = scores.gather(1, self._sample_negatives(interaction[self.POS_ITEM_ID])[:, None])[:, 0]

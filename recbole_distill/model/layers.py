@@ -33,8 +33,9 @@ class CollaborativeItemEmbedding(nn.Module):
     :meth:`input_lookups`; output scores keep the ID embedding ``b``. ``offset=False`` drops ``b`` from
     ``e`` (the paper's "w/o offset" ablation).
 
-    Without gradient (evaluation, inference) the fused table is computed once and reused until a
-    parameter changes, so the student then costs what the plain model costs.
+    The fused table is computed once per training step inside :meth:`one_step` (the input lookups, the
+    output scores and the distillation scores then share it), and without gradient (evaluation,
+    inference) once until a parameter changes, so the student then costs what the plain model costs.
 
     Args:
         id_embedding (nn.Embedding): the RecBole model's own item embedding, ``b``.
@@ -60,6 +61,7 @@ class CollaborativeItemEmbedding(nn.Module):
         self.offset = offset
         self.scope = scope
         self._inputs = False
+        self._step_table = None
         self._cache_key, self._cache = None, None
 
     @contextmanager
@@ -71,6 +73,16 @@ class CollaborativeItemEmbedding(nn.Module):
         finally:
             self._inputs = False
 
+    @contextmanager
+    def one_step(self):
+        """Within this block (one training step, before the optimiser moves), the fused table with its
+        graph is computed at most once and shared by every lookup."""
+        self._step_table = False
+        try:
+            yield
+        finally:
+            self._step_table = None
+
     def _fuse(self, item_ids):
         """``e`` for ``item_ids`` (1-d), computed from the parameters."""
         fused = self.ed_weight * self.projector(self.teacher_embedding[item_ids])
@@ -79,14 +91,20 @@ class CollaborativeItemEmbedding(nn.Module):
         return fused
 
     def fused_weight(self):
-        """The whole table ``e``, ``[n_items, dim]``; cached while no gradient is recorded."""
+        """The whole table ``e``, ``[n_items, dim]``."""
         if torch.is_grad_enabled():
-            return self._fuse(torch.arange(len(self.teacher_embedding), device=self.teacher_embedding.device))
+            if self._step_table is None:
+                return self._fuse(self._all_items())
+            if self._step_table is False:
+                self._step_table = self._fuse(self._all_items())
+            return self._step_table
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())
         if key != self._cache_key:
-            self._cache = self._fuse(torch.arange(len(self.teacher_embedding), device=self.teacher_embedding.device))
-            self._cache_key = key
+            self._cache, self._cache_key = self._fuse(self._all_items()), key
         return self._cache
+
+    def _all_items(self):
+        return torch.arange(len(self.teacher_embedding), device=self.teacher_embedding.device)
 
     @property
     def weight(self):
@@ -96,8 +114,8 @@ class CollaborativeItemEmbedding(nn.Module):
     def forward(self, item_ids):
         if not (self._inputs or self.scope == "input_output"):
             return self.id_embedding(item_ids)
-        if not torch.is_grad_enabled():
-            return F.embedding(item_ids, self.fused_weight())
+        if not torch.is_grad_enabled() or (self._step_table is not None and self.scope == "input_output"):
+            return F.embedding(item_ids, self.fused_weight())  # the table the output scores use anyway
         # Project only the items this batch uses: cheap for large catalogues and teacher dimensions.
         unique, inverse = torch.unique(item_ids, return_inverse=True)
         return self._fuse(unique)[inverse]

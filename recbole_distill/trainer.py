@@ -2,6 +2,7 @@
 
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from torch.optim.lr_scheduler import LambdaLR
 
 
 class DistillTrainer(Trainer):
@@ -11,7 +12,17 @@ class DistillTrainer(Trainer):
     ranking distillation term); RecBole logs them as ``train_loss1, train_loss2``. This trainer logs
     and plots them under the names the model gives in ``loss_names``. Training, early stopping on
     validation, checkpoints and evaluation are RecBole's.
+
+    With ``warmup_steps: n`` the learning rate rises linearly from 0 to ``learning_rate`` over the first
+    ``n`` optimizer steps (as BERT is fine-tuned), then stays there.
     """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        warmup = config["warmup_steps"] or 0
+        if warmup:
+            self.warmup = LambdaLR(self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
+            self.optimizer.register_step_post_hook(lambda *_: self.warmup.step())
 
     def _loss_names(self, losses):
         names = getattr(self.model, "loss_names", None)

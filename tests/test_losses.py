@@ -6,7 +6,12 @@ import pytest
 import torch
 
 import recbole_distill  # noqa: F401
-from recbole_distill.model.losses import ranking_distillation_loss, ranking_distillation_weights
+from recbole_distill.model.losses import (
+    logit_distillation_loss,
+    ranking_distillation_loss,
+    ranking_distillation_weights,
+    teacher_logits_from_topk,
+)
 
 
 def softmax(xs):
@@ -121,3 +126,37 @@ def test_bad_arguments_are_refused():
         ranking_distillation_loss(SCORES, TOPK, distances, confidence="sequence")
     with pytest.raises(ValueError, match="negative"):
         ranking_distillation_loss(SCORES, TOPK, distances, negative_scores=torch.zeros(1), negative="hinge")
+
+
+def test_logit_distillation_by_hand():
+    # row 1: student uniform over 2 items, teacher (0, 2 ln 3) / T=2 -> (1/4, 3/4), target item 1
+    # row 2: teacher gives item 0 no mass (-inf); student (ln 2, 0, 0) -> (1/2, 1/4, 1/4), target item 2
+    student = torch.tensor([[0.0, 0.0, float("-inf")], [math.log(2), 0.0, 0.0]])
+    teacher = torch.tensor([[0.0, 2 * math.log(3), float("-inf")], [float("-inf"), 0.0, 0.0]])
+    target = torch.tensor([1, 2])
+    ce = (math.log(2) + math.log(4)) / 2
+    # at T=2 the student's row 2 is softmax(ln2/2, 0, 0) = (sqrt2, 1, 1) / (2 + sqrt2)
+    kl_1 = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    kl_2 = 2 * 0.5 * math.log(0.5 / (1 / (2 + math.sqrt(2))))
+    expected = 0.25 * ce + 0.75 * 4 * (kl_1 + kl_2) / 2
+    loss = logit_distillation_loss(student, teacher, target, alpha=0.25, temperature=2.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_logit_distillation_with_alpha_one_is_cross_entropy():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 7), torch.randn(5, 7)
+    target = torch.randint(0, 7, (5,))
+    plain = torch.nn.functional.cross_entropy(student, target)
+    assert torch.allclose(logit_distillation_loss(student, teacher, target, alpha=1.0, temperature=3.0), plain)
+    # the soft part is zero when the student already matches the teacher
+    matched = logit_distillation_loss(teacher, teacher, target, alpha=0.0, temperature=1.5)
+    assert matched.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_teacher_logits_from_stored_topk():
+    topk = torch.tensor([[3, 1, -1], [0, 2, 1]])
+    scores = torch.tensor([[2.0, 1.0, 0.0], [0.5, 0.25, 0.0]])
+    logits = teacher_logits_from_topk(topk, scores, n_items=4, score_kind="distance")
+    inf = float("-inf")
+    assert torch.equal(logits, torch.tensor([[inf, -1.0, inf, -2.0], [-0.5, 0.0, -0.25, inf]]))

@@ -5,19 +5,15 @@ Reference:
     Large Language Models." In RecSys 2024 (arXiv 2405.00338).
 """
 
-import numbers
 from contextlib import contextmanager, nullcontext
 
 import torch
 
 from recbole_distill.data.dataset import TEACHER_SCORE, TEACHER_TARGET_SCORE, TEACHER_TOPK
 from recbole_distill.errors import ConfigError
+from recbole_distill.model.checks import check_choice, check_number, check_whole, is_number
 from recbole_distill.model.layers import PROJECTORS, SCOPES, CollaborativeItemEmbedding
 from recbole_distill.model.losses import CONFIDENCE_MODES, NEGATIVE_TERMS, ranking_distillation_loss
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
 
 
 class DLLM2Rec:
@@ -41,34 +37,25 @@ class DLLM2Rec:
     @classmethod
     def check_config(cls, config):
         """Fail before any data is loaded if a distillation key is missing or out of range."""
-        numbers_at_least_zero = {"rd_weight": "lambda_d", "ed_weight": "w_ed"}
-        for key, symbol in numbers_at_least_zero.items():
-            if not _is_number(config[key]) or config[key] < 0:
-                raise ConfigError(key, config[key], f"a number >= 0 ({symbol}; 0 switches this part off)")
+        check_number(config, "rd_weight", low=0, meaning="lambda_d; 0 switches ranking distillation off")
+        check_number(config, "ed_weight", low=0, meaning="w_ed; 0 switches embedding distillation off")
         gammas = config["rd_gammas"]
         if not (
             isinstance(gammas, (list, tuple))
             and len(gammas) == 3
-            and all(_is_number(g) and g >= 0 for g in gammas)
+            and all(is_number(g) and g >= 0 for g in gammas)
             and sum(gammas) > 0
         ):
             raise ConfigError(
                 "rd_gammas", gammas, "three numbers >= 0, not all 0: the position, confidence and consistency mix"
             )
-        if not _is_number(config["rd_beta"]) or config["rd_beta"] <= 0:
-            raise ConfigError("rd_beta", config["rd_beta"], "a number > 0 (temperature of the position weight)")
-        k = config["teacher_k"]
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError("teacher_k", k, "a whole number >= 1 (teacher candidates per sample)")
-        for key, allowed in (
-            ("rd_confidence", CONFIDENCE_MODES),
-            ("rd_negative", (None,) + NEGATIVE_TERMS),
-            ("ed_projector", PROJECTORS),
-            ("ed_scope", SCOPES),
-            ("ed_offset", (True, False)),
-        ):
-            if config[key] not in allowed:
-                raise ConfigError(key, config[key], "one of " + ", ".join(map(repr, allowed)))
+        check_number(config, "rd_beta", low=0, low_open=True, meaning="temperature of the position weight")
+        check_whole(config, "teacher_k", low=1, meaning="teacher candidates per sample")
+        check_choice(config, "rd_confidence", CONFIDENCE_MODES)
+        check_choice(config, "rd_negative", (None,) + NEGATIVE_TERMS)
+        check_choice(config, "ed_projector", PROJECTORS)
+        check_choice(config, "ed_scope", SCOPES)
+        check_choice(config, "ed_offset", (True, False))
         if config["ed_weight"] == 0 and not config["ed_offset"]:
             raise ConfigError("ed_offset", False, "True when ed_weight is 0, or the items would have no embedding")
 

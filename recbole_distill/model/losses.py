@@ -135,3 +135,42 @@ def ranking_distillation_loss(
             raise ValueError(f"negative must be one of {NEGATIVE_TERMS}, got {negative!r}")
         per_row = per_row + weights.sum(dim=1) * negative_loss
     return per_row.mean()
+
+
+def teacher_logits_from_topk(teacher_topk, teacher_scores, n_items, score_kind="logit"):
+    """Dense ``[B, n_items]`` teacher logits from stored top-K: the K candidates get their score as a logit
+    (see ``score_kind``), every other item ``-inf`` (no probability mass)."""
+    logits = torch.full((len(teacher_topk), n_items), float("-inf"), device=teacher_scores.device)
+    present = teacher_topk >= 0
+    rows = torch.arange(len(teacher_topk), device=teacher_topk.device)[:, None].expand_as(teacher_topk)
+    logits[rows[present], teacher_topk[present]] = _confidence_logits(teacher_scores.float(), score_kind)[present]
+    return logits
+
+
+def soft_target_kl(student_logits, teacher_logits, temperature=1.5):
+    """Batch mean of ``KL(softmax(teacher / T) || softmax(student / T))`` over rows ``[N, n_items]``;
+    items where the teacher's logit is ``-inf`` (no probability) add nothing, whatever the student says."""
+    teacher_log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    student_log_p = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher_p = teacher_log_p.exp()
+    kl = torch.where(teacher_p > 0, teacher_p * (teacher_log_p - student_log_p), torch.zeros_like(teacher_p))
+    return kl.sum(-1).mean()
+
+
+def logit_distillation_loss(student_logits, teacher_logits, target, alpha=0.5, temperature=1.5):
+    r"""Hinton distillation (Mini-BERT, arXiv 2409.14810, eq. 9-10), the batch mean of
+
+    ``alpha * CE(student, target) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
+
+    Args:
+        student_logits (torch.Tensor): ``[N, n_items]`` scores at the masked positions.
+        teacher_logits (torch.Tensor): ``[N, n_items]`` teacher scores there; ``-inf`` marks items the
+            teacher gives no probability (padding, or outside a stored top-K).
+        target (torch.LongTensor): ``[N]`` the true item of each row.
+        alpha (float): weight of the hard-label cross-entropy; 1 is plain CE.
+        temperature (float): T > 0; the ``T^2`` factor keeps the soft gradients' scale independent of T.
+    """
+    ce = F.cross_entropy(student_logits, target)
+    if alpha == 1:
+        return ce
+    return alpha * ce + (1 - alpha) * temperature**2 * soft_target_kl(student_logits, teacher_logits, temperature)

@@ -33,6 +33,7 @@ def test_table_means_stds_and_gains(tmp_path):
     assert "+26.0 %" in distilled  # 0.063 / 0.05 - 1
     assert "1.05 x" in distilled  # 11.55 / 11
     assert plain_twin("DLLM2RecBERT4Rec") == "BERT4Rec" and plain_twin("GRU4Rec") is None
+    assert plain_twin("MiniBERT") == "BERT4Rec" and plain_twin("PreBERT") is None
 
 
 def test_benchmark_runs_and_resumes(base_config, teacher_dir, tmp_path):

@@ -1,6 +1,5 @@
 """PreBERT (the real local MiniLM fine-tuned on item sequences) and MiniBERT distilled from it."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,10 +8,13 @@ from recbole.utils import init_seed
 from transformers import BertModel
 
 from recbole_distill import Config, create_dataset, get_model, load_data_and_model, run_recbole_distill
+from recbole_distill.benchmark.inference import compare_inference
+from recbole_distill.data.artifacts import TeacherArtifacts
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.model.item_tokens import item_token_map
 from recbole_distill.model.plm import default_plm_path, load_tokenizer_and_config
 from recbole_distill.model.sequential_recommender.minibert import load_frozen_teacher
+from recbole_distill.teacher.export import export_teacher, item_embedding_table
 from recbole_distill.trainer import DistillTrainer
 
 from conftest import SLICE
@@ -155,3 +157,28 @@ def test_warmup_raises_the_learning_rate_linearly(base_config):
         seen.append(trainer.optimizer.param_groups[0]["lr"])
         trainer.optimizer.step()
     assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
+
+
+def test_inference_comparison_of_checkpoints(prebert_checkpoint):
+    (name, seconds, parameters), = compare_inference([str(prebert_checkpoint)], repeats=1).values()
+    assert name == "PreBERT" and seconds > 0 and parameters > 10_000_000
+
+
+def test_export_takes_prebert_token_embeddings_as_item_embeddings(base_config):
+    _, model, _, _ = prepare(base_config, "PreBERT")
+    table = item_embedding_table(model)
+    assert table.shape == (model.n_items, 384)
+    assert torch.equal(table, model.bert.get_input_embeddings().weight[: model.n_items])
+
+
+@pytest.mark.slow  # ranks every sample of the slice with the 6-layer encoder: about 2 minutes
+def test_prebert_export_teaches_a_dllm2rec_student(base_config, prebert_checkpoint, tmp_path):
+    folder = tmp_path / "teacher"
+    test_result = export_teacher(prebert_checkpoint, folder, k=5, show_progress=False)
+    artifacts = TeacherArtifacts(folder)
+    assert artifacts.meta["ranking"]["teacher"].startswith("PreBERT checkpoint")
+    assert artifacts.meta["ranking"]["test_result"] == test_result
+    assert artifacts.item_embeddings().shape[1] == 384  # the items' MiniLM token embeddings
+    config, model, train_data, _ = prepare(base_config, "DLLM2RecGRU4Rec", teacher_path=str(folder), teacher_k=5)
+    rec_loss, rd_loss = model.calculate_loss(next(iter(train_data)))
+    assert torch.isfinite(rec_loss + rd_loss) and rd_loss.item() > 0

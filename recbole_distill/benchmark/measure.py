@@ -19,23 +19,29 @@ from recbole_distill.config import Config
 from recbole_distill.utils import create_dataset, get_model, get_trainer
 
 
-@torch.no_grad()
-def inference_seconds_per_1000_users(model, eval_data, repeats=20):
-    """Time of ``full_sort_predict`` over every user of ``eval_data``, per 1,000 users: the fastest of
-    ``repeats`` passes, since noise from a shared machine only ever adds time.
-
-    This is the scoring RecBole's full-ranking evaluator does, without the metric bookkeeping.
-    """
-    model.eval()
+def test_batches(eval_data):
+    """The interactions of a full-ranking dataloader, with their number of users."""
     batches = [batch[0] for batch in eval_data]
-    n_users = sum(len(batch) for batch in batches)
-    times = []
-    for _ in range(repeats + 1):  # the first pass warms caches up and is not counted
-        start = time.perf_counter()
-        for interaction in batches:
-            model.full_sort_predict(interaction)
-        times.append(time.perf_counter() - start)
-    return min(times[1:]) / n_users * 1000
+    return batches, sum(len(batch) for batch in batches)
+
+
+@torch.no_grad()
+def seconds_per_1000_users(model, batches, n_users):
+    """One timed pass of ``full_sort_predict`` over ``batches``: the scoring RecBole's full-ranking
+    evaluator does, without the metric bookkeeping."""
+    start = time.perf_counter()
+    for interaction in batches:
+        model.full_sort_predict(interaction)
+    return (time.perf_counter() - start) / n_users * 1000
+
+
+def inference_seconds_per_1000_users(model, eval_data, repeats=20):
+    """Full-ranking time per 1,000 users of ``eval_data``: the fastest of ``repeats`` passes (after one
+    warm-up pass), since noise from a shared machine only ever adds time."""
+    model.eval()
+    batches, n_users = test_batches(eval_data)
+    passes = [seconds_per_1000_users(model, batches, n_users) for _ in range(repeats + 1)]
+    return min(passes[1:])
 
 
 def measure(model, dataset, config_file_list=None, config_dict=None):

@@ -32,11 +32,13 @@ def append_row(path, row):
 
 
 def plain_twin(model):
-    """The RecBole model a plugin model extends (``DLLM2RecSASRec`` -> ``SASRec``); None for RecBole's own."""
+    """The RecBole model a plugin model extends (``DLLM2RecSASRec`` -> ``SASRec``, ``MiniBERT`` ->
+    ``BERT4Rec``); None for RecBole's own models and for plugin models that extend none (``PreBERT``)."""
     cls = get_model(model)
     if cls.__module__.startswith("recbole."):
         return None
-    return next(c.__name__ for c in cls.__mro__[1:] if c.__module__.startswith("recbole.model.") and "_recommender." in c.__module__)
+    twins = (c.__name__ for c in cls.__mro__[1:] if c.__module__.startswith("recbole.model.") and "_recommender." in c.__module__)
+    return next(twins, None)
 
 
 def summarise(rows):

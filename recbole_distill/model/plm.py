@@ -44,8 +44,9 @@ def load_encoder(path, pretrained=True):
     from transformers import AutoModel
 
     tokenizer, config = load_tokenizer_and_config(path)
-    if pretrained:
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-    else:
-        model = AutoModel.from_config(config)
-    return tokenizer, model
+    if not pretrained:
+        return tokenizer, AutoModel.from_config(config)
+    try:
+        return tokenizer, AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise RecBoleDistillError(f"cannot load the language model's weights from '{path}': {e}") from e

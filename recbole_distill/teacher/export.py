@@ -3,7 +3,8 @@ r"""Teacher rankings from a trained checkpoint: the top-K of every train / valid
 Any RecBole or recbole-distill sequential checkpoint can teach (for example a larger SASRec trained with
 ``run_recbole_distill.py``). The scores are the model's own next-item scores (``full_sort_predict``),
 stored as ``logit``s; the checkpoint's own test metrics, measured by RecBole's evaluator, go into
-teacher.yaml.
+teacher.yaml. The checkpoint's item embeddings (PreBERT: the items' token embeddings) are written too;
+``recbole_distill.teacher.text_embedding`` replaces them with item-text embeddings.
 
     python -m recbole_distill.teacher.export --model_file=saved/SASRec-....pth --teacher_path=dataset/ml-100k/teacher
 """
@@ -18,7 +19,7 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_distill.data.artifacts import write_ranking
+from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, TeacherSequentialDataset, default_teacher_path
 from recbole_distill.quick_start import load_data_and_model
 from recbole_distill.utils import get_trainer
@@ -41,6 +42,14 @@ def rank_samples(model, dataset, k, batch_size, show_progress=True, desc="Rank")
         scores.append(values.cpu())
         target_scores.append(batch_scores.gather(1, batch[dataset.iid_field][:, None])[:, 0].cpu())
     return torch.cat(topk).numpy(), torch.cat(scores).numpy(), torch.cat(target_scores).numpy()
+
+
+def item_embedding_table(model):
+    """The model's own ``[n_items, d]`` item embeddings (row 0: padding), or None if it has none."""
+    if hasattr(model, "item_embeddings"):
+        return model.item_embeddings()
+    table = getattr(model, "item_embedding", None)
+    return None if table is None else table.weight[: model.n_items]
 
 
 def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_progress=True, command=None):
@@ -90,6 +99,15 @@ def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_pr
             "command": command or f"export_teacher({str(model_file)!r}, k={k})",
         },
     )
+    embeddings = item_embedding_table(model)
+    if embeddings is not None:
+        write_item_embeddings(
+            teacher_path,
+            dataset.teacher_info(datasets),
+            items=dataset.field2id_token[dataset.iid_field][1:],
+            embeddings=embeddings[1:].detach().float().cpu().numpy(),
+            info={"source": f"{config['model']} checkpoint {model_file} (its item embeddings)"},
+        )
     logger.info(set_color("Teacher rankings written", "blue") + f": {teacher_path} ({len(arrays['topk'])} samples, K={k})")
     return test_result
 

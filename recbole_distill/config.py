@@ -5,6 +5,7 @@ from pathlib import Path
 import recbole
 from recbole.config import Config as RecBoleConfig
 
+from recbole_distill.model.checks import check_whole
 from recbole_distill.utils import get_model
 
 PLUGIN_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,10 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         super()._set_default_parameters()
+        config = self.final_config_dict
+        if not self.model_class.__module__.startswith("recbole.") and config.get("warmup_steps") is not None:
+            # every plugin model trains with DistillTrainer, which reads this key
+            check_whole(config, "warmup_steps", meaning="optimizer steps of linear learning-rate warm-up")
         check_config = getattr(self.model_class, "check_config", None)
         if check_config is not None:
-            check_config(self.final_config_dict)
+            check_config(config)

@@ -150,6 +150,7 @@ def test_variants_train_a_batch(base_config, teacher_dir, overrides):
         ("rd_confidence", "global", "'rd_confidence' = 'global'"),
         ("ed_scope", "output", "'ed_scope' = 'output'"),
         ("ed_projector", "transformer", "'ed_projector'"),
+        ("warmup_steps", -1, "'warmup_steps' = -1: expected a whole number >= 0"),
     ],
 )
 def test_nonsense_config_values_fail_before_any_data_is_loaded(base_config, key, value, message):

@@ -70,7 +70,6 @@ class MiniBERT(BERT4Rec):
         check_number(config, "kd_temperature", low=0, low_open=True, meaning="softmax temperature T")
         check_choice(config, "kd_teacher", TEACHER_MODES)
         check_whole(config, "teacher_k", low=1, meaning="teacher candidates per sample")
-        check_whole(config, "warmup_steps", meaning="optimizer steps of linear learning-rate warm-up")
         check_choice(config, "loss_type", ("CE",))
         if config["kd_teacher"] == "online" and config["kd_alpha"] < 1 and not config["teacher_model_file"]:
             raise ConfigError(

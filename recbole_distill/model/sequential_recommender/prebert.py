@@ -46,7 +46,6 @@ class PreBERT(SequentialRecommender):
         check_whole(config, "token_map_seed", meaning="seed of the item-to-token map")
         check_number(config, "mask_ratio", low=0, high=1, meaning="rho, the share of history items masked")
         check_number(config, "train_prefix_ratio", low=0, high=1, low_open=True, meaning="share of prefixes per epoch")
-        check_whole(config, "warmup_steps", meaning="optimizer steps of linear learning-rate warm-up")
         check_choice(config, "loss_type", ("CE",))
 
     def __init__(self, config, dataset):

@@ -34,7 +34,8 @@ class Config(RecBoleConfig):
 
     Model lookups try the plugin first, then RecBole. Defaults are layered as RecBole's own, then
     ``properties/overall.yaml`` (the plugin's protocol for every model it runs) and
-    ``properties/dataset/<dataset>.yaml``, then, for plugin models, ``properties/model/<Model>.yaml``
+    ``properties/dataset/<dataset>.yaml`` (and ``data_path`` is this checkout's ``dataset/`` folder when the
+    data set was converted there), then, for plugin models, ``properties/model/<Model>.yaml``
     over the defaults of the RecBole model it extends.
     Config files, ``config_dict`` and ``--key=value`` flags override them all, as in RecBole.
     """
@@ -48,6 +49,10 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
+        if (DATASET_DIR / dataset / f"{dataset}.inter").is_file():
+            # data sets converted into this checkout (python -m recbole_distill.data.ml1m) are found from
+            # any working directory; a data_path you give still wins
+            self.internal_config_dict["data_path"] = str(DATASET_DIR)
         files = [PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"]
         if not model_class.__module__.startswith("recbole."):
             files += _model_default_files(model_class)

@@ -35,7 +35,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -49,11 +49,11 @@ def _atomic_write(path, write):
 
 
 def _save_npy(path, array):
-    _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def _save_tokens(path, tokens):
-    _atomic_write(path, lambda f: f.write("".join(f"{t}\n" for t in tokens).encode("utf-8")))
+    atomic_write(path, lambda f: f.write("".join(f"{t}\n" for t in tokens).encode("utf-8")))
 
 
 def _read_tokens(path):
@@ -243,7 +243,7 @@ def _begin(path, dataset_info, items):
 
 
 def _finish(path, meta):
-    _atomic_write(
+    atomic_write(
         path / "teacher.yaml",
         lambda f: f.write(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).encode("utf-8")),
     )

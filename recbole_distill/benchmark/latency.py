@@ -17,6 +17,7 @@ default (torch: one per core; ONNX Runtime: one per physical core).
 
 import argparse
 import csv
+import os
 import platform
 import tempfile
 import time
@@ -95,6 +96,15 @@ def latency_benchmark(model_file, teacher_model_file=None, requests=1000, n=10, 
     return rows
 
 
+def _cpu():
+    """The processor's name (Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def write_latency(rows, output, model_file, teacher_model_file):
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output.with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
@@ -104,7 +114,7 @@ def write_latency(rows, output, model_file, teacher_model_file):
     teacher = next((row for row in rows if row["engine"].startswith("teacher")), None)
     lines = [
         f"Student `{model_file}`" + (f", teacher `{teacher_model_file}`" if teacher_model_file else "") + f"; "
-        f"{rows[0]['requests']} real histories; {platform.processor() or platform.machine()}, "
+        f"{rows[0]['requests']} real histories; {_cpu()}, {os.cpu_count()} cores, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}.",
         "",
         "| engine | model | p50 ms | p95 ms | p99 ms | mean ms | histories / s at batch 256 |"

@@ -71,3 +71,22 @@ warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler", cat
 # ``pkg_resources``, gone from setuptools >= 81, and ``np.bool8``). recbole_distill never imports
 # ``recbole.quick_start``: :mod:`recbole_distill.quick_start` provides ray-free ``run_recbole_distill``
 # and ``load_data_and_model`` that also know the plugin's models.
+
+# hyperopt >= 0.2.8 samples search spaces with numpy Generators (``rng.integers``), but RecBole's
+# ``exhaustive_search`` (HyperTuning's default algorithm) hands it a ``np.random.RandomState`` and every
+# trial fails with "'RandomState' object has no attribute 'integers'". That module only uses numpy for
+# this RandomState (and in ``plot_hyper``), so it gets a numpy whose ``random.RandomState`` is
+# ``default_rng``. Can go when RecBole seeds hyperopt with a Generator.
+import types  # noqa: E402
+
+import recbole.trainer.hyper_tuning as _hyper_tuning  # noqa: E402
+
+
+class _NumpyWithGenerators(types.ModuleType):
+    random = types.SimpleNamespace(RandomState=np.random.default_rng)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+_hyper_tuning.np = _NumpyWithGenerators("numpy")

@@ -43,7 +43,8 @@ def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
-    flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
+    # counted on a training sample, which carries the teacher fields (RecBole passes the unsplit dataset)
+    flops = get_flops(model, train_data._dataset, config["device"], logger, construct_transform(config))
     logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)

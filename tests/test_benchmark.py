@@ -1,4 +1,4 @@
-"""The benchmark command: end to end on the slice, resume, and the table's arithmetic."""
+"""The benchmark command: end to end on the slice, resume, variants, and the table's arithmetic."""
 
 import csv
 import json
@@ -7,14 +7,15 @@ import sys
 
 import pytest
 
-from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, summarise, write_table
+from recbole_distill.benchmark.__main__ import plan
+from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, summarise, write_plots, write_table
 
 from conftest import SLICE, TINY
 
 
-def row(model, seed, ndcg, seconds):
+def row(model, seed, ndcg, seconds, variant=""):
     return {
-        "model": model, "seed": seed, "test_ndcg@10": ndcg, "test_hit@10": 2 * ndcg, "test_ndcg@20": ndcg,
+        "model": model, "variant": variant, "seed": seed, "test_ndcg@10": ndcg, "test_hit@10": 2 * ndcg, "test_ndcg@20": ndcg,
         "test_hit@20": ndcg, "test_mrr@10": ndcg, "seconds_per_epoch": seconds,
         "inference_seconds_per_1000_users": 0.1, "parameters": 1000, "peak_memory_mb": 500, "checkpoint": "x.pth",
     }
@@ -34,6 +35,24 @@ def test_table_means_stds_and_gains(tmp_path):
     assert "1.05 x" in distilled  # 11.55 / 11
     assert plain_twin("DLLM2RecBERT4Rec") == "BERT4Rec" and plain_twin("GRU4Rec") is None
     assert plain_twin("MiniBERT") == "BERT4Rec" and plain_twin("PreBERT") is None
+    assert plain_twin("TeacherRanking") is None
+
+
+def test_variants_and_the_teacher_row(tmp_path):
+    runs = tmp_path / "runs.csv"
+    for r in [row("GRU4Rec", 1, 0.05, 10), row("DLLM2RecGRU4Rec", 1, 0.06, 11),
+              row("DLLM2RecGRU4Rec", 1, 0.045, 10.5, variant="no_ranking_distillation"), row("TeacherRanking", 1, 0.08, 1)]:
+        append_row(runs, r)
+    lines = {line.split(" | ")[0][2:]: line for line in write_table(read_runs(runs), tmp_path / "results.md").splitlines()}
+    assert "+20.0 %" in lines["DLLM2RecGRU4Rec"] and "75 %" in lines["DLLM2RecGRU4Rec"]  # 0.06 / 0.05, 0.06 / 0.08
+    assert "-10.0 %" in lines["DLLM2RecGRU4Rec[no_ranking_distillation]"] and "56 %" in lines["DLLM2RecGRU4Rec[no_ranking_distillation]"]
+    write_plots(read_runs(runs), tmp_path)
+    for name in ("quality.png", "quality_vs_inference.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # plugin students run once per variant, RecBole's models and the teacher once
+    variants = {"default": {}, "no_rd": {"rd_weight": 0}}
+    assert plan(["GRU4Rec", "DLLM2RecGRU4Rec", "TeacherRanking"], [1], variants) == [
+        ("GRU4Rec", "", 1), ("DLLM2RecGRU4Rec", "default", 1), ("DLLM2RecGRU4Rec", "no_rd", 1), ("TeacherRanking", "", 1)]
 
 
 def test_benchmark_runs_and_resumes(base_config, teacher_dir, tmp_path):
@@ -49,7 +68,25 @@ def test_benchmark_runs_and_resumes(base_config, teacher_dir, tmp_path):
     assert all(int(r["seed"]) == 7 and int(r["epochs"]) == TINY["epochs"] for r in rows)
     assert all(float(r["seconds_per_epoch"]) > 0 and float(r["inference_seconds_per_1000_users"]) > 0 for r in rows)
     assert "DLLM2RecSASRec" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "quality.png").stat().st_size > 0 and (tmp_path / "out" / "quality_vs_inference.png").is_file()
 
     again = subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, text=True)
     assert "2 finished run(s)" in again.stdout and "0 to go" in again.stdout
     assert len(read_runs(tmp_path / "out" / "runs.csv")) == 2
+
+
+def test_benchmark_variants_and_teacher_on_the_slice(base_config, teacher_dir, tmp_path):
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("no_ranking_distillation: {rd_weight: 0}\nteacher_k=5: {teacher_k: 5}\n")
+    flags = [f"--{key}={json.dumps(value) if isinstance(value, dict) else value}" for key, value in base_config.items()]
+    subprocess.run(
+        [sys.executable, "-m", "recbole_distill.benchmark", f"--dataset={SLICE}", "--models=DLLM2RecGRU4Rec,TeacherRanking",
+         "--seeds=7", f"--output={tmp_path / 'out'}", f"--teacher_path={teacher_dir}", f"--variants={variants}", *flags],
+        cwd=tmp_path, check=True, capture_output=True, text=True,
+    )
+    rows = read_runs(tmp_path / "out" / "runs.csv")
+    assert [(r["model"], r["variant"]) for r in rows] == [
+        ("DLLM2RecGRU4Rec", "no_ranking_distillation"), ("DLLM2RecGRU4Rec", "teacher_k=5"), ("TeacherRanking", "")]
+    teacher = rows[-1]
+    assert float(teacher["test_ndcg@10"]) > 0 and teacher["inference_seconds_per_1000_users"] == ""
+    assert "TeacherRanking" in (tmp_path / "out" / "results.md").read_text()

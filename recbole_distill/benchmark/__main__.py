@@ -1,12 +1,15 @@
-r"""Benchmark: RecBole baselines and distilled students under one protocol, one process per run.
+r"""Benchmark: RecBole baselines, distilled students and the teacher under one protocol, one process per run.
 
-    python -m recbole_distill.benchmark --dataset=ml-100k --models=SASRec,DLLM2RecSASRec --seeds=2020 \
-        --config_files=results/protocol.yaml --output=results/ml-100k
+    python -m recbole_distill.benchmark --dataset=ml-100k --models=SASRec,DLLM2RecSASRec,TeacherRanking \
+        --seeds=2020,2021,2022 --config_files=results/protocol.yaml --output=results/ml-100k
 
 Every (model, seed) is trained with early stopping on validation, tested with RecBole's full-ranking
 evaluator, and timed; the row goes into ``<output>/runs.csv`` as soon as it finishes, so an interrupted
-benchmark resumes where it stopped (finished runs are skipped). ``<output>/results.md`` gets the table:
-mean +- std over seeds and the gain of each distilled student over its plain twin.
+benchmark resumes where it stopped (finished runs are skipped). ``<output>/results.md`` gets the table
+(mean +- std over seeds, the gain of each distilled student over its plain twin, its share of the
+teacher's NDCG@10), ``quality.png`` and ``quality_vs_inference.png`` the plots.
+``--variants=properties/benchmark/ablations.yaml`` runs each plugin student once per named variant (a set of
+config values: an ablation or a sweep point); RecBole's own models run once.
 Other ``--key=value`` flags reach every run's config, as in RecBole.
 """
 
@@ -16,15 +19,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_distill.benchmark.report import append_row, read_runs, write_table
+from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, write_plots, write_table
+from recbole_distill.errors import ConfigError
 
 
 def _config_flags(argv):
     """``--key=value`` flags that are not the benchmark's own, as a RecBole-style config dict."""
-    own = {"dataset", "models", "seeds", "config_files", "output"}
+    own = {"dataset", "models", "seeds", "config_files", "output", "variants"}
     flags = {}
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
@@ -34,12 +39,33 @@ def _config_flags(argv):
     return flags
 
 
-def run_one(model, dataset, seed, config_file_list, config_dict, log_file):
+def read_variants(file):
+    """``{name: config values}`` from a variants YAML file; ``{"": {}}`` (the defaults) without one."""
+    if not file:
+        return {"": {}}
+    with open(file, encoding="utf-8") as f:
+        variants = yaml.safe_load(f)
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise ConfigError("variants", file, "a YAML file mapping each variant name to a mapping of config keys")
+    return {str(name): values for name, values in variants.items()}
+
+
+def plan(models, seeds, variants):
+    """(model, variant, seed) of every run: each plugin student once per variant, other models once."""
+    runs = []
+    for seed in seeds:
+        for model in models:
+            for variant in (variants if plain_twin(model) else {"": {}}):
+                runs.append((model, variant, seed))
+    return runs
+
+
+def run_one(model, dataset, seed, config_file_list, config_dict, log_file, variant="", variant_config=None):
     spec = {
         "model": model,
         "dataset": dataset,
         "config_file_list": config_file_list,
-        "config_dict": {**config_dict, "seed": seed, "show_progress": False},
+        "config_dict": {**config_dict, **(variant_config or {}), "seed": seed, "show_progress": False},
     }
     with open(log_file, "w") as log:
         process = subprocess.run(
@@ -50,8 +76,8 @@ def run_one(model, dataset, seed, config_file_list, config_dict, log_file):
         )
     lines = [line for line in process.stdout.splitlines() if line.startswith("BENCHMARK_RESULT ")]
     if process.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark run {model} seed {seed} failed; see {log_file}")
-    return json.loads(lines[-1][len("BENCHMARK_RESULT ") :])
+        raise RuntimeError(f"benchmark run {model}{f'[{variant}]' if variant else ''} seed {seed} failed; see {log_file}")
+    return {"variant": variant, **json.loads(lines[-1][len("BENCHMARK_RESULT ") :])}
 
 
 def main():
@@ -61,6 +87,7 @@ def main():
     parser.add_argument("--seeds", default="2020")
     parser.add_argument("--config_files", default=None)
     parser.add_argument("--output", default=None, help="folder for runs.csv and results.md (default: results/<dataset>)")
+    parser.add_argument("--variants", default=None, help="YAML file of named config variants for the plugin students")
     args, _ = parser.parse_known_args()
     config_files = [str(Path(f).resolve()) for f in args.config_files.split()] if args.config_files else None
     config_dict = _config_flags(sys.argv[1:])
@@ -68,15 +95,20 @@ def main():
     (output / "logs").mkdir(parents=True, exist_ok=True)
     runs_file = output / "runs.csv"
 
-    done = {(row["model"], int(row["seed"])) for row in read_runs(runs_file)}
-    todo = [(m, int(s)) for s in args.seeds.split(",") for m in args.models.split(",") if (m, int(s)) not in done]
+    variants = read_variants(args.variants)
+    done = {(row["model"], row.get("variant") or "", int(row["seed"])) for row in read_runs(runs_file)}
+    runs = plan(args.models.split(","), [int(s) for s in args.seeds.split(",")], variants)
+    todo = [run for run in runs if run not in done]
     if done:
         print(f"{len(done)} finished run(s) in {runs_file} are kept; {len(todo)} to go", flush=True)
-    for model, seed in tqdm(todo, desc=set_color("Benchmark", "pink"), ncols=100):
-        row = run_one(model, args.dataset, seed, config_files, config_dict, output / "logs" / f"{model}-{seed}.log")
+    for model, variant, seed in tqdm(todo, desc=set_color("Benchmark", "pink"), ncols=100):
+        log_file = output / "logs" / f"{model}{f'[{variant}]' if variant else ''}-{seed}.log"
+        row = run_one(model, args.dataset, seed, config_files, config_dict, log_file, variant, variants.get(variant))
         append_row(runs_file, row)
-    write_table(read_runs(runs_file), output / "results.md")
-    print(f"results: {runs_file}, {output / 'results.md'}")
+    rows = read_runs(runs_file)
+    write_table(rows, output / "results.md")
+    write_plots(rows, output)
+    print(f"results: {runs_file}, {output / 'results.md'}, {output / 'quality.png'}, {output / 'quality_vs_inference.png'}")
 
 
 if __name__ == "__main__":

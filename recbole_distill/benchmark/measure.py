@@ -44,6 +44,17 @@ def inference_seconds_per_1000_users(model, eval_data, repeats=20):
     return min(passes[1:])
 
 
+def teacher_costs(model_file):
+    """Full-ranking time per 1,000 test users and trainable parameters of a teacher checkpoint (PreBERT or
+    any RecBole model); empty when there is none (e.g. rankings imported from elsewhere)."""
+    if not model_file:
+        return "", ""
+    from recbole_distill.quick_start import load_data_and_model
+
+    _, model, _, _, _, test_data = load_data_and_model(model_file)
+    return inference_seconds_per_1000_users(model, test_data), sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def measure(model, dataset, config_file_list=None, config_dict=None):
     """Train, select on validation, test, and measure: the result row of one benchmark run."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
@@ -69,6 +80,12 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     wall = time.perf_counter() - start
     getLogger().info(f"benchmark test result: {dict(test_result)}")
+    if config["model"] == "TeacherRanking":
+        # a lookup in stored rankings costs nothing; the teacher's cost is its own checkpoint's, if given
+        inference, parameters = teacher_costs(config["teacher_model_file"])
+    else:
+        inference = inference_seconds_per_1000_users(net, test_data)
+        parameters = sum(p.numel() for p in net.parameters() if p.requires_grad)
     return {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -77,8 +94,8 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
         f"valid_{config['valid_metric'].lower()}": float(best_valid_score),
         "epochs": len(epoch_seconds),
         "seconds_per_epoch": statistics.median(epoch_seconds),
-        "inference_seconds_per_1000_users": inference_seconds_per_1000_users(net, test_data),
-        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "inference_seconds_per_1000_users": inference,
+        "parameters": parameters,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "wall_seconds": wall,
         "checkpoint": trainer.saved_model_file,

@@ -235,12 +235,15 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         where = np.minimum(np.searchsorted(sorted_keys, sample_keys), len(sorted_keys) - 1)
         rows = np.where(sorted_keys[where] == sample_keys, order[where], -1)
 
-        missing = np.flatnonzero((rows < 0) & (table["split"] == 0))
+        required = table["split"] >= 0 if "eval_ranking" in self.teacher_parts else table["split"] == 0
+        missing = np.flatnonzero((rows < 0) & required)
         if len(missing):
+            split = table["split"][missing[0]]
+            count = int((table["split"][missing] == split).sum())
             raise TeacherArtifactError(
-                f"the teacher has no row for {len(missing)} training sample(s) (first: "
-                f"{self._sample_name(table, missing[0])}). It was built on other data or did not finish; "
-                "rebuild or resume the teacher."
+                f"the teacher has no row for {count} {'training' if split == 0 else SPLITS[split]} sample(s) (first: "
+                f"{self._sample_name(table, missing[0])}). It was built on other data, "
+                "without valid / test rankings, or did not finish; rebuild or resume the teacher."
             )
         unused = np.setdiff1d(np.arange(len(samples)), rows[rows >= 0])
         if len(unused):

@@ -3,3 +3,4 @@ from recbole_distill.model.sequential_recommender.dllm2recgru4rec import DLLM2Re
 from recbole_distill.model.sequential_recommender.dllm2recsasrec import DLLM2RecSASRec
 from recbole_distill.model.sequential_recommender.minibert import MiniBERT
 from recbole_distill.model.sequential_recommender.prebert import PreBERT
+from recbole_distill.model.sequential_recommender.teacherranking import TeacherRanking

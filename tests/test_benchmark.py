@@ -2,8 +2,11 @@
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +93,33 @@ def test_benchmark_variants_and_teacher_on_the_slice(base_config, teacher_dir, t
     teacher = rows[-1]
     assert float(teacher["test_ndcg@10"]) > 0 and teacher["inference_seconds_per_1000_users"] == ""
     assert "TeacherRanking" in (tmp_path / "out" / "results.md").read_text()
+
+
+def _children(pid):
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            children.append(int(status.parent.name))
+    return children
+
+
+def test_stopping_the_benchmark_stops_its_run(base_config, tmp_path):
+    flags = [f"--{key}={json.dumps(value) if isinstance(value, dict) else value}" for key, value in base_config.items()]
+    benchmark = subprocess.Popen(
+        [sys.executable, "-m", "recbole_distill.benchmark", f"--dataset={SLICE}", "--models=SASRec", "--seeds=7",
+         f"--output={tmp_path / 'out'}", *flags],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while not (run := _children(benchmark.pid)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert run, "the benchmark started no run"
+    benchmark.send_signal(signal.SIGTERM)
+    assert benchmark.wait(timeout=30) != 0 and "a rerun resumes" in benchmark.stderr.read()
+    time.sleep(0.5)
+    assert not Path(f"/proc/{run[0]}").exists() or "zombie" in Path(f"/proc/{run[0]}/status").read_text()
+    assert read_runs(tmp_path / "out" / "runs.csv") == []

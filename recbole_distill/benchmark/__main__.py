@@ -15,6 +15,7 @@ Other ``--key=value`` flags reach every run's config, as in RecBole.
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,13 +69,19 @@ def run_one(model, dataset, seed, config_file_list, config_dict, log_file, varia
         "config_dict": {**config_dict, **(variant_config or {}), "seed": seed, "show_progress": False},
     }
     with open(log_file, "w") as log:
-        process = subprocess.run(
+        process = subprocess.Popen(
             [sys.executable, "-m", "recbole_distill.benchmark.measure", json.dumps(spec)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
         )
-    lines = [line for line in process.stdout.splitlines() if line.startswith("BENCHMARK_RESULT ")]
+        try:
+            stdout, _ = process.communicate()
+        finally:  # stopped (Ctrl-C, SIGTERM): stop the run too, so no orphan competes for the CPU
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    lines = [line for line in stdout.splitlines() if line.startswith("BENCHMARK_RESULT ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark run {model}{f'[{variant}]' if variant else ''} seed {seed} failed; see {log_file}")
     return {"variant": variant, **json.loads(lines[-1][len("BENCHMARK_RESULT ") :])}
@@ -89,6 +96,7 @@ def main():
     parser.add_argument("--output", default=None, help="folder for runs.csv and results.md (default: results/<dataset>)")
     parser.add_argument("--variants", default=None, help="YAML file of named config variants for the plugin students")
     args, _ = parser.parse_known_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("benchmark stopped; finished runs are kept, a rerun resumes"))
     config_files = [str(Path(f).resolve()) for f in args.config_files.split()] if args.config_files else None
     config_dict = _config_flags(sys.argv[1:])
     output = Path(args.output or Path("results") / args.dataset)

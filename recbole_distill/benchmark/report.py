@@ -111,6 +111,7 @@ def write_plots(rows, folder):
     """``quality.png`` (test NDCG@10 per model, mean and std over seeds; grey: RecBole, blue: distilled,
     orange: teacher) and ``quality_vs_inference.png`` (test NDCG@10 against full-ranking inference time)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -124,6 +125,9 @@ def write_plots(rows, folder):
 
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
     ax.barh(names, means, xerr=stds, color=colours, capsize=3)
+    for y, (mean, std) in enumerate(zip(means, stds)):
+        ax.text(mean + std + max(means) * 0.01, y, f"{mean:.4f}", va="center", fontsize=8)
+    ax.set_xlim(0, max(m + s for m, s in zip(means, stds)) * 1.15)
     ax.invert_yaxis()
     ax.set_xlabel(f"test NDCG@10 (mean ± std over up to {seeds} seed(s))")
     fig.tight_layout()
@@ -138,6 +142,10 @@ def write_plots(rows, folder):
                     color=_colour(summary[n]), capsize=3)
         ax.annotate(n, (x, summary[n]["test_ndcg@10"][0]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("full-ranking inference, ms per 1,000 users (log scale)")
     ax.set_ylabel("test NDCG@10")
     fig.tight_layout()

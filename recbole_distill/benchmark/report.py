@@ -1,6 +1,7 @@
 """Benchmark bookkeeping: the runs file, and the markdown table and plots made from it."""
 
 import csv
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -69,6 +70,13 @@ def _gain(value, base):
     return f"{(value / base - 1) * 100:+.1f} %" if base else "n/a"
 
 
+def _quality(stats, column):
+    if column not in stats:
+        return ""
+    mean, std = stats[column]
+    return f"{mean:.4f} ± {std:.4f}" if stats["seeds"] > 1 else f"{mean:.4f}"
+
+
 def _mean(stats, column, digits):
     return f"{stats[column][0]:,.{digits}f}" if column in stats else ""
 
@@ -85,7 +93,7 @@ def write_table(rows, path):
     for name, stats in summary.items():
         twin = summary.get(plain_twin(stats["model"]) or "")
         cells = [name, str(stats["seeds"])]
-        cells += [f"{stats[c][0]:.4f} ± {stats[c][1]:.4f}" if c in stats else "" for c in QUALITY]
+        cells += [_quality(stats, c) for c in QUALITY]
         cells += [
             _mean(stats, "valid_ndcg@10", 4),
             _mean(stats, "seconds_per_epoch", 1) if stats["model"] != TEACHER else "",
@@ -105,6 +113,11 @@ def _colour(stats):
     if stats["model"] == TEACHER:
         return "tab:orange"
     return "tab:blue" if plain_twin(stats["model"]) else "tab:gray"
+
+
+def _minor_tick(value, _):
+    """Label the 2, 3 and 5 of each decade only, so that log-scale ticks stay legible."""
+    return f"{value:g}" if value > 0 and round(value / 10 ** math.floor(math.log10(value))) in (2, 3, 5) else ""
 
 
 def write_plots(rows, folder):
@@ -142,9 +155,8 @@ def write_plots(rows, folder):
                     color=_colour(summary[n]), capsize=3)
         ax.annotate(n, (x, summary[n]["test_ndcg@10"][0]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_minor_tick))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("full-ranking inference, ms per 1,000 users (log scale)")
     ax.set_ylabel("test NDCG@10")

@@ -11,26 +11,17 @@ from functools import partial
 from logging import getLogger
 from pathlib import Path
 
-from recbole.data import data_preparation
 from recbole.trainer import HyperTuning
-from recbole.utils import init_logger, init_seed
 
-from recbole_distill.config import Config
 from recbole_distill.errors import ConfigError
-from recbole_distill.utils import create_dataset, get_model, get_trainer
+from recbole_distill.quick_start import prepare_run
 
 NOT_TESTED = "not evaluated: tuning selects on validation only"
 
 
 def objective_function(config_dict=None, config_file_list=None, model=None, dataset=None):
     """One trial: train with early stopping on validation and return RecBole's result dict, without test."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    train_data, valid_data, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    config, _, train_data, valid_data, _, _, trainer = prepare_run(model, dataset, config_file_list, config_dict)
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=False,
                                                       show_progress=config["show_progress"])
     getLogger().info(f"trial {config_dict}: best valid {dict(best_valid_result)}")

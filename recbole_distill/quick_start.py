@@ -16,18 +16,11 @@ from recbole_distill.config import Config
 from recbole_distill.utils import create_dataset, get_model, get_trainer
 
 
-def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
-    r"""Train and test a model, as ``recbole.quick_start.run_recbole`` does.
-
-    Args:
-        model (str, optional): a recbole-distill or RecBole model name, e.g. ``DLLM2RecSASRec``.
-        dataset (str, optional): dataset name, e.g. ``ml-100k``.
-        config_file_list (list, optional): YAML config files.
-        config_dict (dict, optional): config values; ``--key=value`` flags override them.
-        saved (bool, optional): save the best checkpoint and test it. Defaults to ``True``.
+def prepare_run(model=None, dataset=None, config_file_list=None, config_dict=None):
+    r"""Config, data, model and trainer of one run, built and seeded as RecBole's quick start builds them.
 
     Returns:
-        dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``.
+        tuple: ``(config, dataset, train_data, valid_data, test_data, model, trainer)``.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
@@ -43,11 +36,29 @@ def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, dataset, train_data, valid_data, test_data, model, trainer
+
+
+def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    r"""Train and test a model, as ``recbole.quick_start.run_recbole`` does.
+
+    Args:
+        model (str, optional): a recbole-distill or RecBole model name, e.g. ``DLLM2RecSASRec``.
+        dataset (str, optional): dataset name, e.g. ``ml-100k``.
+        config_file_list (list, optional): YAML config files.
+        config_dict (dict, optional): config values; ``--key=value`` flags override them.
+        saved (bool, optional): save the best checkpoint and test it. Defaults to ``True``.
+
+    Returns:
+        dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``.
+    """
+    config, _, train_data, valid_data, test_data, model, trainer = prepare_run(model, dataset, config_file_list, config_dict)
+    logger = getLogger()
     # counted on a training sample, which carries the teacher fields (RecBole passes the unsplit dataset)
     flops = get_flops(model, train_data._dataset, config["device"], logger, construct_transform(config))
     logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )

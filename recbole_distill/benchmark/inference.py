@@ -9,7 +9,7 @@ turns pass by pass, so a busy machine slows them alike. Prints a markdown table.
 
 import argparse
 
-from recbole_distill.benchmark.measure import seconds_per_1000_users, test_batches
+from recbole_distill.benchmark.measure import seconds_per_1000_users, test_batches, trainable_parameters
 from recbole_distill.quick_start import load_data_and_model
 
 
@@ -24,7 +24,7 @@ def compare_inference(model_files, repeats=20):
         for model_file, (_, model, batches, n_users) in runs.items():
             times[model_file].append(seconds_per_1000_users(model, batches, n_users))
     return {
-        model_file: (name, min(times[model_file][1:]), sum(p.numel() for p in model.parameters() if p.requires_grad))
+        model_file: (name, min(times[model_file][1:]), trainable_parameters(model))
         for model_file, (name, model, _, _) in runs.items()
     }
 

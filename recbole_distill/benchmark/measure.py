@@ -12,11 +12,8 @@ import time
 from logging import getLogger
 
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_logger, init_seed
 
-from recbole_distill.config import Config
-from recbole_distill.utils import create_dataset, get_model, get_trainer
+from recbole_distill.quick_start import load_data_and_model, prepare_run
 
 
 def test_batches(eval_data):
@@ -44,26 +41,22 @@ def inference_seconds_per_1000_users(model, eval_data, repeats=20):
     return min(passes[1:])
 
 
+def trainable_parameters(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def teacher_costs(model_file):
     """Full-ranking time per 1,000 test users and trainable parameters of a teacher checkpoint (PreBERT or
     any RecBole model); empty when there is none (e.g. rankings imported from elsewhere)."""
     if not model_file:
         return "", ""
-    from recbole_distill.quick_start import load_data_and_model
-
     _, model, _, _, _, test_data = load_data_and_model(model_file)
-    return inference_seconds_per_1000_users(model, test_data), sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return inference_seconds_per_1000_users(model, test_data), trainable_parameters(model)
 
 
 def measure(model, dataset, config_file_list=None, config_dict=None):
     """Train, select on validation, test, and measure: the result row of one benchmark run."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    config, _, train_data, valid_data, test_data, net, trainer = prepare_run(model, dataset, config_file_list, config_dict)
 
     epoch_seconds = []
     train_epoch = trainer._train_epoch
@@ -85,7 +78,7 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
         inference, parameters = teacher_costs(config["teacher_model_file"])
     else:
         inference = inference_seconds_per_1000_users(net, test_data)
-        parameters = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        parameters = trainable_parameters(net)
     return {
         "model": config["model"],
         "dataset": config["dataset"],

@@ -3,23 +3,43 @@
     python run_recbole_distill.py                                    # DLLM2RecSASRec on ml-100k
     python run_recbole_distill.py --model=SASRec --dataset=ml-100k    # a RecBole baseline, same harness
     python run_recbole_distill.py --model=DLLM2RecGRU4Rec --config_files="a.yaml b.yaml" --epochs=5
+    python run_recbole_distill.py --model=DLLM2RecSASRec --nproc=2    # DistributedDataParallel, 2 processes
+    python run_recbole_distill.py --resume=saved/DLLM2RecSASRec-...-resume.pth   # continue a killed run
 """
 
 import argparse
 import sys
 
-from recbole_distill import run_recbole_distill
 from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.quick_start import run, run_recbole_distill
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", "-m", type=str, default="DLLM2RecSASRec", help="name of models")
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", type=str, default=None, help="config files")
+    parser.add_argument("--nproc", type=int, default=1, help="the number of process in this group")
+    parser.add_argument("--ip", type=str, default="localhost", help="the ip of master node")
+    parser.add_argument("--port", type=str, default="5678", help="the port of master node")
+    parser.add_argument("--world_size", type=int, default=-1, help="total number of jobs")
+    parser.add_argument("--group_offset", "--offset", type=int, default=0, help="the global rank offset of this group")
+    parser.add_argument("--resume", type=str, default=None, help="the -resume.pth file of an interrupted run")
     args, _ = parser.parse_known_args()
 
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     try:
-        run_recbole_distill(model=args.model, dataset=args.dataset, config_file_list=config_file_list)
+        if args.resume:
+            run_recbole_distill(resume_file=args.resume)
+        else:
+            run(
+                args.model,
+                args.dataset,
+                config_file_list=config_file_list,
+                nproc=args.nproc,
+                world_size=args.world_size,
+                ip=args.ip,
+                port=args.port,
+                group_offset=args.group_offset,
+            )
     except RecBoleDistillError as e:
         sys.exit(f"recbole-distill: error: {e}")

@@ -90,3 +90,39 @@ class _NumpyWithGenerators(types.ModuleType):
 
 
 _hyper_tuning.np = _NumpyWithGenerators("numpy")
+
+
+# RecBole's trainer wraps the model as ``DistributedDataParallel(model, device_ids=[local_rank])``, which
+# torch refuses for a model on the CPU ("device_ids ... only work with single-device/multiple-device GPU
+# modules"), so distributed training on gloo (see ``Config._init_device``) would stop there. The wrapper
+# drops ``device_ids`` for CPU models and leaves GPU models as RecBole wraps them. Can go when RecBole
+# passes ``device_ids`` only for CUDA devices.
+import recbole.trainer.trainer as _trainer  # noqa: E402
+
+
+def _distributed_data_parallel(module, device_ids=None, **kwargs):
+    if next(module.parameters()).device.type == "cpu":
+        device_ids = None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+
+
+_trainer.DistributedDataParallel = _distributed_data_parallel
+
+
+# RecBole's ``ensure_dir`` checks for a folder, then creates it; the ranks of a distributed run race
+# between the two (``init_logger``'s ``log/<model>``, the trainer's ``checkpoint_dir``) and the loser
+# stops with "FileExistsError: [Errno 17] File exists". Creating with ``exist_ok`` has no such window.
+# The modules that imported the name get the fixed one too. Can go when RecBole passes ``exist_ok``.
+import recbole.data.dataset.dataset as _dataset_module  # noqa: E402
+import recbole.data.utils as _data_utils  # noqa: E402
+import recbole.utils as _utils  # noqa: E402
+import recbole.utils.logger as _logger  # noqa: E402
+import recbole.utils.utils as _utils_utils  # noqa: E402
+
+
+def _ensure_dir(dir_path):
+    os.makedirs(dir_path, exist_ok=True)
+
+
+for _module in (_utils, _utils_utils, _logger, _trainer, _data_utils, _dataset_module):
+    _module.ensure_dir = _ensure_dir

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import recbole
+import torch
 from recbole.config import Config as RecBoleConfig
 
 from recbole_distill.model.checks import check_whole
@@ -59,6 +60,28 @@ class Config(RecBoleConfig):
         for file in files:
             if file.is_file():
                 self._update_internal_config_dict(file)
+
+    def _init_device(self):
+        """RecBole's device set-up, except that distributed runs without a GPU use gloo on the CPU.
+
+        RecBole 1.2.1 starts every distributed run (``local_rank`` set, as ``run`` does) with NCCL on
+        ``cuda:<local_rank>``, which fails on a machine without GPUs. There the process group is gloo
+        and the device the CPU; everything else (rank = ``local_rank + offset``, ``world_size``,
+        ``tcp://ip:port``, quiet ranks other than 0) is as RecBole does it. With GPUs: RecBole's NCCL.
+        """
+        config = self.final_config_dict
+        if "local_rank" not in config or (torch.cuda.is_available() and str(config["gpu_id"]) not in ("", "()")):
+            return super()._init_device()
+        config["gpu_id"] = ""
+        torch.distributed.init_process_group(
+            backend="gloo",
+            rank=config["local_rank"] + config["offset"],
+            world_size=config["world_size"],
+            init_method=f"tcp://{config['ip']}:{config['port']}",
+        )
+        config.update(device=torch.device("cpu"), single_spec=False)
+        if config["local_rank"] != 0:
+            config.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self):
         super()._set_default_parameters()

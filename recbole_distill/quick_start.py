@@ -4,25 +4,54 @@ RecBole's own versions live in ``recbole.quick_start``, which imports ray (broke
 and only looks models up inside RecBole; these follow the same steps with the plugin's lookups.
 """
 
+import os
 import sys
 from logging import getLogger
 
 import torch
+import torch.multiprocessing as mp
 from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_distill.config import Config
+from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.utils import create_dataset, get_model, get_trainer
 
 
-def prepare_run(model=None, dataset=None, config_file_list=None, config_dict=None):
+def _load_checkpoint(model_file):
+    checkpoint = torch.load(model_file, map_location="cpu")
+    config = checkpoint["config"]
+    # a checkpoint saved on a GPU machine still loads on a CPU-only one
+    config["device"] = torch.device("cuda" if config["use_gpu"] and torch.cuda.is_available() else "cpu")
+    return checkpoint
+
+
+def _resume_config(resume_file):
+    if not os.path.isfile(resume_file):
+        raise RecBoleDistillError(
+            f"resume file '{resume_file}' does not exist. An interrupted run leaves '<checkpoint>-resume.pth' in "
+            "its checkpoint_dir; a run that finished removes it."
+        )
+    config = _load_checkpoint(resume_file)["config"]
+    if not config["single_spec"]:
+        raise RecBoleDistillError(f"'{resume_file}' comes from a distributed run; only single-process runs resume.")
+    return config
+
+
+def prepare_run(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None):
     r"""Config, data, model and trainer of one run, built and seeded as RecBole's quick start builds them.
+
+    With ``resume_file`` the run is the one that wrote it: its config comes from the file, and the
+    trainer continues where it stopped (see :class:`~recbole_distill.trainer.ResumableMixin`).
 
     Returns:
         tuple: ``(config, dataset, train_data, valid_data, test_data, model, trainer)``.
     """
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if resume_file:
+        config = _resume_config(resume_file)
+    else:
+        config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -37,10 +66,14 @@ def prepare_run(model=None, dataset=None, config_file_list=None, config_dict=Non
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if resume_file:
+        trainer.resume_checkpoint(resume_file)
     return config, dataset, train_data, valid_data, test_data, model, trainer
 
 
-def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run_recbole_distill(
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume_file=None, queue=None
+):
     r"""Train and test a model, as ``recbole.quick_start.run_recbole`` does.
 
     Args:
@@ -49,11 +82,16 @@ def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_
         config_file_list (list, optional): YAML config files.
         config_dict (dict, optional): config values; ``--key=value`` flags override them.
         saved (bool, optional): save the best checkpoint and test it. Defaults to ``True``.
+        resume_file (str, optional): continue the interrupted run that left this ``-resume.pth`` file;
+            the run's config comes from the file, so the other arguments are ignored.
+        queue (multiprocessing.SimpleQueue, optional): rank 0 of a distributed run puts its result here.
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``.
     """
-    config, _, train_data, valid_data, test_data, model, trainer = prepare_run(model, dataset, config_file_list, config_dict)
+    config, _, train_data, valid_data, test_data, model, trainer = prepare_run(
+        model, dataset, config_file_list, config_dict, resume_file
+    )
     logger = getLogger()
     # counted on a training sample, which carries the teacher fields (RecBole passes the unsplit dataset)
     flops = get_flops(model, train_data._dataset, config["device"], logger, construct_transform(config))
@@ -70,12 +108,74 @@ def run_recbole_distill(model=None, dataset=None, config_file_list=None, config_
     test_result = {key: float(value) for key, value in test_result.items()}
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    return {
-        "best_valid_score": best_valid_score,
+    result = {
+        "best_valid_score": float(best_valid_score),
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
     }
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
+        if config["local_rank"] == 0 and queue is not None:
+            queue.put(result)
+    return result
+
+
+def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
+    try:
+        run_recbole_distill(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, queue=queue)
+    except RecBoleDistillError as e:
+        # every rank checks the same input before any collective call; rank 0 reports it to the parent,
+        # which raises it as one clear error instead of a child's traceback
+        if rank == 0:
+            queue.put(e)
+
+
+def run(
+    model=None,
+    dataset=None,
+    config_file_list=None,
+    config_dict=None,
+    saved=True,
+    nproc=1,
+    world_size=-1,
+    ip="localhost",
+    port="5678",
+    group_offset=0,
+):
+    r"""Train and test on one process, or on ``nproc`` processes with RecBole's DistributedDataParallel.
+
+    As ``recbole.quick_start.run``: each process is one rank (``group_offset + local rank``) of a group
+    of ``world_size`` processes (``nproc`` unless given, for several nodes) meeting at ``tcp://ip:port``.
+    RecBole's distributed sampler gives each rank its share of every batch (``train_batch_size`` stays
+    the global batch), teacher fields included; gradients are averaged and metrics gathered. Without a
+    GPU the ranks use gloo on the CPU (:meth:`Config._init_device`).
+
+    Returns:
+        dict: rank 0's result (see :func:`run_recbole_distill`).
+    """
+    if nproc == 1 and world_size <= 0:
+        return run_recbole_distill(model, dataset, config_file_list, config_dict, saved)
+    distributed = {
+        "world_size": nproc if world_size == -1 else world_size,
+        "ip": ip,
+        "port": str(port),
+        "nproc": nproc,
+        "offset": group_offset,
+    }
+    context = mp.get_context("spawn")
+    queue = context.SimpleQueue()
+    mp.start_processes(
+        _run_rank,
+        args=(model, dataset, config_file_list, {**(config_dict or {}), **distributed}, saved, queue),
+        nprocs=nproc,
+        join=True,
+        start_method="spawn",
+    )
+    result = None if queue.empty() else queue.get()
+    if isinstance(result, RecBoleDistillError):
+        raise result
+    return result
 
 
 def load_data_and_model(model_file, dataset_class=None):
@@ -90,10 +190,8 @@ def load_data_and_model(model_file, dataset_class=None):
     Returns:
         tuple: ``(config, model, dataset, train_data, valid_data, test_data)``.
     """
-    checkpoint = torch.load(model_file, map_location="cpu")
+    checkpoint = _load_checkpoint(model_file)
     config = checkpoint["config"]
-    # a checkpoint saved on a GPU machine still loads on a CPU-only one
-    config["device"] = torch.device("cuda" if config["use_gpu"] and torch.cuda.is_available() else "cpu")
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -1,17 +1,117 @@
-"""Trainers for recbole-distill's models."""
+"""Trainers for recbole-distill's models, and resumable, atomically saved checkpoints for every model."""
 
+import os
+import random
+
+import numpy as np
+import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.optim.lr_scheduler import LambdaLR
 
+from recbole_distill.data.artifacts import atomic_write
+from recbole_distill.errors import RecBoleDistillError
 
-class DistillTrainer(Trainer):
+
+def resume_file_of(saved_model_file):
+    """Where a run whose best checkpoint is ``saved_model_file`` keeps its resume state."""
+    root, ext = os.path.splitext(saved_model_file)
+    return f"{root}-resume{ext}"
+
+
+class ResumableMixin:
+    r"""Checkpoints that survive a killed run, for RecBole's trainers.
+
+    * Every checkpoint is written to a temporary file and renamed into place: a kill never leaves a
+      half-written ``.pth``.
+    * At the start of each epoch the trainer writes ``<best checkpoint>-resume.pth``: RecBole's checkpoint
+      fields plus the best result so far, the path of the best checkpoint, the learning-rate schedule and
+      every random state (torch, numpy, python, the training loader's shuffle). :meth:`resume_checkpoint`
+      restores all of it, so a run killed mid-epoch repeats that epoch exactly and ends with the metrics of
+      an uninterrupted run. The file is removed when training finishes.
+    """
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        target = kwargs.pop("saved_model_file", self.saved_model_file)
+        temporary = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.part")
+        super()._save_checkpoint(epoch, verbose=False, saved_model_file=temporary, **kwargs)
+        os.replace(temporary, target)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {target}")
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        loader_state = getattr(self, "_resumed_loader_state", None)
+        if loader_state is not None:
+            train_data.generator.set_state(loader_state)
+            self._resumed_loader_state = None
+        if self._keeps_resume_state:
+            self._save_resume_state(epoch_idx, train_data)
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+    def _save_resume_state(self, epoch_idx, train_data):
+        state = {
+            "config": self.config,
+            "epoch": epoch_idx - 1,  # RecBole resumes at ``epoch + 1``
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "best_valid_result": self.best_valid_result,
+            "best_model_file": self.saved_model_file,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.warmup.state_dict() if getattr(self, "warmup", None) else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "loader": train_data.generator.get_state(),
+            },
+        }
+        atomic_write(resume_file_of(self.saved_model_file), lambda f: torch.save(state, f, pickle_protocol=4))
+
+    def resume_checkpoint(self, resume_file):
+        """Continue a run from the ``-resume.pth`` file it wrote (RecBole's method, plus the random states)."""
+        checkpoint = torch.load(resume_file, map_location=self.device)
+        if "rng" not in checkpoint:
+            raise RecBoleDistillError(
+                f"'{resume_file}' is a model checkpoint, not a resume state. Pass the '-resume.pth' file that "
+                "an interrupted run left next to its checkpoint."
+            )
+        super().resume_checkpoint(resume_file)
+        self.saved_model_file = checkpoint["best_model_file"]
+        self.best_valid_result = checkpoint["best_valid_result"]
+        if checkpoint["scheduler"] is not None:
+            self.warmup.load_state_dict(checkpoint["scheduler"])
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self._resumed_loader_state = rng["loader"]
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        # resuming a distributed run would need every rank's random states; those runs keep RecBole's checkpoints
+        self._keeps_resume_state = saved and self.config["single_spec"]
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        resume_file = resume_file_of(self.saved_model_file)
+        if os.path.exists(resume_file):
+            os.remove(resume_file)
+        return result
+
+
+def resumable(trainer_class):
+    """``trainer_class`` (one of RecBole's trainers) with :class:`ResumableMixin`'s checkpoints."""
+    return type(trainer_class.__name__, (ResumableMixin, trainer_class), {"__doc__": trainer_class.__doc__})
+
+
+class DistillTrainer(ResumableMixin, Trainer):
     r"""RecBole's :class:`~recbole.trainer.Trainer` that names each part of a distilled loss.
 
     A student's ``calculate_loss`` returns a tuple of loss parts (e.g. the model's own loss and the
     ranking distillation term); RecBole logs them as ``train_loss1, train_loss2``. This trainer logs
     and plots them under the names the model gives in ``loss_names``. Training, early stopping on
-    validation, checkpoints and evaluation are RecBole's.
+    validation, checkpoints and evaluation are RecBole's; checkpoints resume (:class:`ResumableMixin`).
 
     With ``warmup_steps: n`` the learning rate rises linearly from 0 to ``learning_rate`` over the first
     ``n`` optimizer steps (as BERT is fine-tuned), then stays there.

@@ -44,14 +44,14 @@ def get_model(model_name):
 
 
 def get_trainer(model_type, model_name):
-    """Return the trainer class for a model: the plugin's, else RecBole's."""
+    """Return the trainer class for a model: the plugin's, else RecBole's made resumable."""
     trainer_module = importlib.import_module("recbole_distill.trainer")
     trainer = getattr(trainer_module, model_name + "Trainer", None)
     if trainer is not None:
         return trainer
     if _find_module(PLUGIN_MODEL_PACKAGE, model_name) is not None:
         return trainer_module.DistillTrainer
-    return recbole_get_trainer(model_type, model_name)
+    return trainer_module.resumable(recbole_get_trainer(model_type, model_name))
 
 
 def create_dataset(config):

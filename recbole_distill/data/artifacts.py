@@ -37,6 +37,7 @@ os.umask(_UMASK)
 
 def atomic_write(path, write):
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -1,0 +1,42 @@
+"""RecBole's DistributedDataParallel path on the CPU: two gloo processes against one process."""
+
+import socket
+
+import pytest
+
+from recbole_distill.errors import ConfigError
+from recbole_distill.quick_start import run
+from tests.conftest import SLICE
+
+# One full batch per epoch and no dropout: one process and two processes then take the same gradient
+# steps (the mean loss over all training samples), whatever order the samplers draw them in.
+FULL_BATCH = {
+    "train_batch_size": 65536,
+    "epochs": 3,
+    "learning_rate": 0.01,
+    "hidden_dropout_prob": 0.0,
+    "attn_dropout_prob": 0.0,
+}
+TOLERANCE = 1e-3  # absolute, on every test metric
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_metrics_of_one(base_config, teacher_dir, tmp_path):
+    config = {**base_config, **FULL_BATCH, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path)}
+    single = run("DLLM2RecSASRec", SLICE, config_dict=dict(config))
+    double = run("DLLM2RecSASRec", SLICE, config_dict=dict(config), nproc=2, port=_free_port())
+    assert double is not None, "rank 0 returned no result"
+    assert double["test_result"].keys() == single["test_result"].keys()
+    for metric, value in single["test_result"].items():
+        assert double["test_result"][metric] == pytest.approx(value, abs=TOLERANCE), metric
+
+
+def test_a_bad_input_in_the_ranks_is_one_clear_error(base_config, teacher_dir):
+    config = {**base_config, "teacher_path": str(teacher_dir), "teacher_k": 500}
+    with pytest.raises(ConfigError, match="teacher_k"):
+        run("DLLM2RecSASRec", SLICE, config_dict=config, nproc=2, port=_free_port())

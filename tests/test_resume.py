@@ -1,0 +1,76 @@
+"""Resuming a killed run, atomic checkpoints, and the same seed giving the same metrics."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from recbole_distill import run_recbole_distill
+from recbole_distill.errors import RecBoleDistillError
+from tests.conftest import SLICE
+
+SCRIPT = Path(__file__).resolve().parent.parent / "run_recbole_distill.py"
+# small batches make an epoch last a few seconds, so the kill lands inside one
+RESUMABLE = {"train_batch_size": 64, "epochs": 4, "stopping_step": 10}
+
+
+def _epoch_of(resume_file):
+    try:
+        return torch.load(resume_file, map_location="cpu")["epoch"] + 1
+    except (OSError, EOFError, RuntimeError):
+        return -1
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_metrics(base_config, teacher_dir, tmp_path):
+    config = {**base_config, **RESUMABLE, "teacher_path": str(teacher_dir)}
+    uninterrupted = run_recbole_distill("DLLM2RecGRU4Rec", SLICE, config_dict={**config, "checkpoint_dir": str(tmp_path / "a")})
+
+    saved = tmp_path / "b"
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({**config, "checkpoint_dir": str(saved)}))
+    command = [sys.executable, str(SCRIPT), "--model=DLLM2RecGRU4Rec", f"--dataset={SLICE}", f"--config_files={config_file}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            resume_files = list(saved.glob("*-resume.pth"))
+            if resume_files and _epoch_of(resume_files[0]) == 2:  # epoch 2 has started
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        process.kill()
+
+    [resume_file] = saved.glob("*-resume.pth")
+    [best_file] = [f for f in saved.glob("*.pth") if f != resume_file]
+    assert not list(saved.glob(".*")), "a temporary file was left: a checkpoint was being written"
+    assert torch.load(best_file, map_location="cpu")["epoch"] <= 1  # a whole checkpoint of an earlier epoch
+
+    resumed = run_recbole_distill(resume_file=str(resume_file))
+    assert resumed["test_result"] == uninterrupted["test_result"]
+    assert resumed["best_valid_result"] == uninterrupted["best_valid_result"]
+    assert not resume_file.exists()  # removed once training finished
+
+
+def test_resume_refuses_a_model_checkpoint_and_a_missing_file(base_config, teacher_dir, tmp_path):
+    run_recbole_distill("SASRec", SLICE, config_dict={**base_config, "checkpoint_dir": str(tmp_path)})
+    [checkpoint] = tmp_path.glob("SASRec-*.pth")  # a finished run keeps no resume state
+    with pytest.raises(RecBoleDistillError, match="a model checkpoint, not a resume state"):
+        run_recbole_distill(resume_file=str(checkpoint))
+    with pytest.raises(RecBoleDistillError, match="does not exist"):
+        run_recbole_distill(resume_file=str(tmp_path / "nothing-resume.pth"))
+
+
+def test_the_same_seed_gives_the_same_metrics_twice(base_config, teacher_dir, tmp_path):
+    config = {**base_config, "teacher_path": str(teacher_dir), "epochs": 2, "checkpoint_dir": str(tmp_path)}
+    first = run_recbole_distill("DLLM2RecSASRec", SLICE, config_dict=config)
+    second = run_recbole_distill("DLLM2RecSASRec", SLICE, config_dict=config)
+    assert first == second
+    assert first["test_result"]["ndcg@10"] > 0

@@ -140,9 +140,6 @@ def test_variants_train_a_batch(base_config, teacher_dir, overrides):
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("rd_weight", -0.5, "'rd_weight' = -0.5: expected a number >= 0 \\(lambda_d"),
-        ("rd_weight", "much", "'rd_weight' = 'much'"),
-        ("ed_weight", -1, "'ed_weight' = -1"),
         ("rd_gammas", [0.3, 0.5], "'rd_gammas'"),
         ("rd_gammas", [0, 0, 0], "not all 0"),
         ("rd_beta", 0, "'rd_beta' = 0"),
@@ -164,11 +161,6 @@ def test_recbole_models_run_through_the_same_harness(base_config, tmp_path):
     )
     assert "ndcg@10" in result["test_result"]
     assert get_model("SASRec") is SASRec
-
-
-def test_unknown_model_name_is_a_clear_error(base_config):
-    with pytest.raises(ValueError, match="unknown model 'SASRek'.*DLLM2RecSASRec"):
-        Config(model="SASRek", dataset=SLICE, config_dict=base_config)
 
 
 def test_student_defaults_layer_recbole_then_plugin(base_config):

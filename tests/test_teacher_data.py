@@ -1,4 +1,4 @@
-"""Teacher artifacts: round trip, alignment with RecBole's samples, and every kind of bad input."""
+"""Teacher artifacts: round trip and alignment with RecBole's samples (bad input: test_bad_input.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 from recbole_distill import Config, create_dataset
 from recbole_distill.data.artifacts import TeacherArtifacts, write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, TEACHER_SCORE, TEACHER_TOPK, KeyedSequentialDataset
-from recbole_distill.errors import ConfigError, TeacherArtifactError
+from recbole_distill.errors import TeacherArtifactError
 
 from conftest import SLICE
 
@@ -97,96 +97,6 @@ def test_rows_in_any_order_align_the_same(base_config, teacher_dir, teacher_copy
     for a, b in zip(original, shuffled):
         assert torch.equal(a.inter_feat[TEACHER_TOPK], b.inter_feat[TEACHER_TOPK])
         assert torch.equal(a.inter_feat[TEACHER_SCORE], b.inter_feat[TEACHER_SCORE])
-
-
-def _shift_target(a):
-    a[3, 2] = (a[3, 2] + 1) % a[:, 2].max()
-    return a
-
-
-def _duplicate_first_row(a):
-    a[1] = a[0]
-    return a
-
-
-def _nan_embedding(a):
-    a[5, 0] = np.nan
-    return a
-
-
-def _nan_score(a):
-    a[2, 1] = np.inf
-    return a
-
-
-def _wrong_split(a):
-    a[0, 3] = 2
-    return a
-
-
-@pytest.mark.parametrize(
-    "name, change, message",
-    [
-        ("samples.npy", _shift_target, "disagrees .* on the target item of 1 sample"),
-        ("samples.npy", _wrong_split, "disagrees .* on the split"),
-        ("samples.npy", _duplicate_first_row, "duplicate sample key"),
-        ("item_embeddings.npy", _nan_embedding, "NaN or infinite values in 1 row"),
-        ("scores.npy", _nan_score, "NaN or infinite score"),
-        ("topk.npy", lambda a: a[:, :5], r"scores.npy \(\d+, 20\) \(expected \(\d+, 5\)\)"),
-        ("samples.npy", lambda a: a[1:], "disagree with topk.npy .* on their shapes: samples.npy"),
-    ],
-)
-def test_damaged_arrays_stop_the_run(base_config, teacher_copy, name, change, message):
-    rewrite(teacher_copy, name, change)
-    with pytest.raises(TeacherArtifactError, match=message):
-        build(base_config, teacher_copy)
-
-
-def test_a_missing_training_sample_is_named(base_config, teacher_copy):
-    samples = np.load(teacher_copy / "samples.npy")
-    keep = np.flatnonzero(samples[:, 3] == 0)[1:].tolist() + np.flatnonzero(samples[:, 3] != 0).tolist()
-    for name in ("samples.npy", "topk.npy", "scores.npy", "target_scores.npy"):
-        rewrite(teacher_copy, name, lambda a: a[keep])
-    meta = (teacher_copy / "teacher.yaml").read_text().replace("n_samples:", "n_samples_was:")
-    (teacher_copy / "teacher.yaml").write_text(meta)
-    with pytest.raises(TeacherArtifactError, match="no row for 1 training sample"):
-        build(base_config, teacher_copy)
-
-
-def test_an_unknown_item_token_is_named(base_config, teacher_copy):
-    items = (teacher_copy / "items.txt").read_text().splitlines()
-    items[4] = "no-such-item"
-    (teacher_copy / "items.txt").write_text("\n".join(items) + "\n")
-    with pytest.raises(TeacherArtifactError, match="'no-such-item'"):
-        build(base_config, teacher_copy)
-
-
-def test_a_teacher_for_other_filters_is_refused_with_the_reason(base_config, teacher_dir):
-    with pytest.raises(TeacherArtifactError, match="these settings differ: user_inter_num_interval"):
-        build(base_config, teacher_dir, user_inter_num_interval="[60,inf)")
-
-
-def test_k_in_teacher_yaml_must_match_the_arrays(base_config, teacher_copy):
-    for name in ("topk.npy", "scores.npy"):
-        rewrite(teacher_copy, name, lambda a: a[:, :5])
-    with pytest.raises(TeacherArtifactError, match="k = 20 but topk.npy has 5 columns"):
-        build(base_config, teacher_copy)
-
-
-def test_teacher_k_beyond_what_is_stored(base_config, teacher_dir):
-    with pytest.raises(ConfigError, match="teacher_k.* at most 20"):
-        build(base_config, teacher_dir, teacher_k=30)
-
-
-def test_missing_or_corrupt_files(base_config, teacher_copy, tmp_path):
-    with pytest.raises(TeacherArtifactError, match="does not exist"):
-        build(base_config, tmp_path / "nowhere")
-    (teacher_copy / "topk.npy").write_bytes((teacher_copy / "topk.npy").read_bytes()[:200])
-    with pytest.raises(TeacherArtifactError, match="truncated or corrupt"):
-        build(base_config, teacher_copy)
-    (teacher_copy / "item_embeddings.npy").unlink()
-    with pytest.raises(TeacherArtifactError, match="item_embeddings.npy' is missing"):
-        build(base_config, teacher_copy, rd_weight=0)
 
 
 def test_only_the_parts_a_config_uses_are_required(base_config, teacher_copy):

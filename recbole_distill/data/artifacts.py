@@ -108,6 +108,9 @@ class TeacherArtifacts:
 
     def _array(self, name, dtype_kind, ndim):
         file = self._file(name)
+        with open(file, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":  # np.load would take it for a pickle and suggest loading it unsafely
+                raise TeacherArtifactError(f"'{file}' is not a .npy file (no .npy header); it is corrupt. Rebuild the teacher.")
         try:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
@@ -153,7 +156,8 @@ class TeacherArtifacts:
             )
         if info.get("k") != k:
             raise TeacherArtifactError(
-                f"teacher.yaml says k = {info.get('k')!r} but topk.npy has {k} columns; rebuild the teacher."
+                f"{self.path / 'teacher.yaml'} says k = {info.get('k')!r} but topk.npy has {k} columns; the folder "
+                "mixes files from different builds. Rebuild the teacher."
             )
         if info.get("score_kind") not in SCORE_KINDS:
             raise TeacherArtifactError(
@@ -173,8 +177,12 @@ class TeacherArtifacts:
                 f"scores.npy in '{self.path}' holds {int(bad.sum())} NaN or infinite score(s) for real "
                 f"candidates (first at row {row}); the teacher produced invalid scores. Rebuild it."
             )
-        if not np.isfinite(target_scores).all():
-            raise TeacherArtifactError(f"target_scores.npy in '{self.path}' holds NaN or infinite values.")
+        bad = np.flatnonzero(~np.isfinite(target_scores))
+        if len(bad):
+            raise TeacherArtifactError(
+                f"target_scores.npy in '{self.path}' holds {len(bad)} NaN or infinite value(s) (first at row "
+                f"{bad[0]}); the teacher produced invalid scores. Rebuild it."
+            )
         return users, samples, topk, scores, target_scores
 
     def item_embeddings(self):

@@ -29,7 +29,7 @@ def item_token_map(tokenizer, n_items, seed):
     if len(admissible) < n_items - 1:
         raise RecBoleDistillError(
             f"the language model's vocabulary has {len(admissible)} ordinary tokens, fewer than the "
-            f"{n_items - 1} items to map one-to-one onto them; use a model with a larger vocabulary."
+            f"{n_items - 1} items to map one-to-one onto them; set plm_path to a model with a larger vocabulary."
         )
     chosen = np.random.default_rng(seed).permutation(admissible)[: n_items - 1]
     return torch.from_numpy(np.r_[tokenizer.pad_token_id, chosen])

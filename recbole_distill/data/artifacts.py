@@ -57,6 +57,12 @@ def _save_tokens(path, tokens):
     atomic_write(path, lambda f: f.write("".join(f"{t}\n" for t in tokens).encode("utf-8")))
 
 
+def _chunked_rows(function, n_rows, chunk=1 << 16):
+    """``function`` of consecutive row slices, concatenated: a check over a memory-mapped array then reads it
+    once and holds only one chunk's temporaries, not a copy of the whole array."""
+    return np.concatenate([function(slice(start, start + chunk)) for start in range(0, n_rows, chunk)] or [[]])
+
+
 def _read_tokens(path):
     with open(path, encoding="utf-8") as f:
         return np.array(f.read().splitlines(), dtype=object)
@@ -170,12 +176,11 @@ class TeacherArtifacts:
             raise TeacherArtifactError(f"samples.npy in '{self.path}' has a split other than 0, 1, 2.")
         if (samples[:, 1] < 0).any():
             raise TeacherArtifactError(f"samples.npy in '{self.path}' has a negative target position.")
-        bad = ~np.isfinite(scores) & (np.asarray(topk) >= 0)
+        bad = _chunked_rows(lambda rows: (~np.isfinite(scores[rows]) & (topk[rows] >= 0)).sum(axis=1), len(topk))
         if bad.any():
-            row = int(np.flatnonzero(bad.any(axis=1))[0])
             raise TeacherArtifactError(
                 f"scores.npy in '{self.path}' holds {int(bad.sum())} NaN or infinite score(s) for real "
-                f"candidates (first at row {row}); the teacher produced invalid scores. Rebuild it."
+                f"candidates (first at row {np.flatnonzero(bad)[0]}); the teacher produced invalid scores. Rebuild it."
             )
         bad = np.flatnonzero(~np.isfinite(target_scores))
         if len(bad):
@@ -200,7 +205,7 @@ class TeacherArtifacts:
                 f"item_embeddings.npy in '{self.path}' has shape {embeddings.shape}; expected "
                 f"({len(self.items)}, {dim}) from items.txt and teacher.yaml's embedding dim. Rebuild it."
             )
-        finite = np.isfinite(embeddings).all(axis=1)
+        finite = _chunked_rows(lambda rows: np.isfinite(embeddings[rows]).all(axis=1), len(embeddings))
         if not finite.all():
             raise TeacherArtifactError(
                 f"item_embeddings.npy in '{self.path}' has NaN or infinite values in {int((~finite).sum())} "

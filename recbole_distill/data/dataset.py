@@ -32,6 +32,13 @@ SAMPLE_SHAPING_KEYS = (
 )
 
 
+def _not_in(size, indices):
+    """The numbers in ``[0, size)`` that ``indices`` does not hold, in linear time (``np.setdiff1d`` sorts)."""
+    seen = np.zeros(size, dtype=bool)
+    seen[indices] = True
+    return np.flatnonzero(~seen)
+
+
 def default_teacher_path(dataset_name):
     return DATASET_DIR / dataset_name / "teacher"
 
@@ -174,8 +181,10 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         ids = self._ids(self.iid_field, self.teacher.items)
         known = np.flatnonzero(ids > 0)
         table = torch.zeros(self.item_num, embeddings.shape[1])
-        table[torch.from_numpy(ids[known])] = torch.from_numpy(np.array(embeddings[known], dtype=np.float32))
-        missing = np.setdiff1d(np.arange(1, self.item_num), ids[known])
+        for start in range(0, len(known), 1 << 16):  # chunks: never a second copy of a large table in memory
+            rows = known[start : start + (1 << 16)]
+            table[torch.from_numpy(ids[rows])] = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
+        missing = _not_in(self.item_num, ids[known])[1:]  # id 0 is RecBole's padding
         if len(missing):
             unknown = np.flatnonzero(ids == 0)
             hint = (
@@ -245,7 +254,7 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
                 f"{self._sample_name(table, missing[0])}). It was built on other data, "
                 "without valid / test rankings, or did not finish; rebuild or resume the teacher."
             )
-        unused = np.setdiff1d(np.arange(len(samples)), rows[rows >= 0])
+        unused = _not_in(len(samples), rows[rows >= 0])
         if len(unused):
             row = unused[0]
             raise TeacherArtifactError(
@@ -298,7 +307,7 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
     def _attach(self, dataset, rows, topk, scores, target_scores, item_ids, k):
         has_row = rows >= 0
         safe_rows = np.where(has_row, rows, 0)
-        dataset_topk = item_ids[np.asarray(topk[safe_rows, :k], dtype=np.int64)]
+        dataset_topk = item_ids[topk[safe_rows, :k]]  # indexes with the stored int32 (-1 -> RecBole's 0)
         dataset_topk[~has_row] = 0
         dataset_scores = np.asarray(scores[safe_rows, :k], dtype=np.float32)
         dataset_scores[dataset_topk == 0] = 0.0

@@ -161,10 +161,11 @@ def measure(samples=5_000_000, k=20, items=1_000_000, users=100_000, dim=384, ba
         TeacherSequentialDataset._join_rankings = timed("ranking join", original[0], parts)
         TeacherSequentialDataset._aligned_item_embeddings = timed("embedding alignment", original[1], parts)
         try:
-            _, (train, _, _) = timed_build(TeacherSequentialDataset, config, with_teacher)
+            dataset, splits = timed_build(TeacherSequentialDataset, config, with_teacher)
         finally:
             TeacherSequentialDataset._join_rankings, TeacherSequentialDataset._aligned_item_embeddings = original
         teacher_fields = [TEACHER_TOPK, TEACHER_SCORE, TEACHER_TARGET_SCORE]
+        train = splits[0]
         own_fields = [field for field in train.inter_feat.columns if field not in teacher_fields]
         return {
             "samples": n,
@@ -176,7 +177,10 @@ def measure(samples=5_000_000, k=20, items=1_000_000, users=100_000, dim=384, ba
             "build_without_teacher": without,
             "build_with_teacher": with_teacher,
             "teacher_parts": parts,
-            "teacher_fields_mib": sum(train.inter_feat[f].element_size() * train.inter_feat[f].numel() for f in teacher_fields) / 2**20,
+            "teacher_fields_mib": sum(
+                split.inter_feat[f].element_size() * split.inter_feat[f].numel() for split in splits for f in teacher_fields
+            ) / 2**20,
+            "embedding_table_mib": dataset.teacher_item_embedding.element_size() * dataset.teacher_item_embedding.numel() / 2**20,
             "batch_size": batch_size,
             "batch_gather_ms": {
                 "teacher fields": batch_gather_ms(train, batch_size, teacher_fields),

@@ -43,7 +43,7 @@ def prepare_run(model=None, dataset=None, config_file_list=None, config_dict=Non
     r"""Config, data, model and trainer of one run, built and seeded as RecBole's quick start builds them.
 
     With ``resume_file`` the run is the one that wrote it: its config comes from the file, and the
-    trainer continues where it stopped (see :class:`~recbole_distill.trainer.ResumableMixin`).
+    trainer continues where it stopped (see :class:`~recbole_distill.trainer.CheckpointMixin`).
 
     Returns:
         tuple: ``(config, dataset, train_data, valid_data, test_data, model, trainer)``.

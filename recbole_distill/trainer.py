@@ -19,8 +19,8 @@ def resume_file_of(saved_model_file):
     return f"{root}-resume{ext}"
 
 
-class ResumableMixin:
-    r"""Checkpoints that survive a killed run, for RecBole's trainers.
+class CheckpointMixin:
+    r"""Checkpoints that survive a killed run and work in a distributed one, for RecBole's trainers.
 
     * Every checkpoint is written to a temporary file and renamed into place: a kill never leaves a
       half-written ``.pth``.
@@ -29,7 +29,21 @@ class ResumableMixin:
       every random state (torch, numpy, python, the training loader's shuffle). :meth:`resume_checkpoint`
       restores all of it, so a run killed mid-epoch repeats that epoch exactly and ends with the metrics of
       an uninterrupted run. The file is removed when training finishes.
+    * In a distributed run every rank uses rank 0's checkpoint name (RecBole names it by each rank's clock,
+      and only rank 0 writes it) and waits for rank 0's last save before the best model is loaded.
     """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        if not config["single_spec"]:
+            names = [self.saved_model_file]
+            torch.distributed.broadcast_object_list(names, src=0)
+            self.saved_model_file = names[0]
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and not self.config["single_spec"]:
+            torch.distributed.barrier()  # rank 0 has written the best checkpoint before any rank reads it
+        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -100,18 +114,18 @@ class ResumableMixin:
         return result
 
 
-def resumable(trainer_class):
-    """``trainer_class`` (one of RecBole's trainers) with :class:`ResumableMixin`'s checkpoints."""
-    return type(trainer_class.__name__, (ResumableMixin, trainer_class), {"__doc__": trainer_class.__doc__})
+def with_checkpoints(trainer_class):
+    """``trainer_class`` (one of RecBole's trainers) with :class:`CheckpointMixin`'s checkpoints."""
+    return type(trainer_class.__name__, (CheckpointMixin, trainer_class), {"__doc__": trainer_class.__doc__})
 
 
-class DistillTrainer(ResumableMixin, Trainer):
+class DistillTrainer(CheckpointMixin, Trainer):
     r"""RecBole's :class:`~recbole.trainer.Trainer` that names each part of a distilled loss.
 
     A student's ``calculate_loss`` returns a tuple of loss parts (e.g. the model's own loss and the
     ranking distillation term); RecBole logs them as ``train_loss1, train_loss2``. This trainer logs
     and plots them under the names the model gives in ``loss_names``. Training, early stopping on
-    validation, checkpoints and evaluation are RecBole's; checkpoints resume (:class:`ResumableMixin`).
+    validation, checkpoints and evaluation are RecBole's; checkpoints resume (:class:`CheckpointMixin`).
 
     With ``warmup_steps: n`` the learning rate rises linearly from 0 to ``learning_rate`` over the first
     ``n`` optimizer steps (as BERT is fine-tuned), then stays there.

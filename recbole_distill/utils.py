@@ -51,7 +51,7 @@ def get_trainer(model_type, model_name):
         return trainer
     if _find_module(PLUGIN_MODEL_PACKAGE, model_name) is not None:
         return trainer_module.DistillTrainer
-    return trainer_module.resumable(recbole_get_trainer(model_type, model_name))
+    return trainer_module.with_checkpoints(recbole_get_trainer(model_type, model_name))
 
 
 def create_dataset(config):

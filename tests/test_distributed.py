@@ -43,3 +43,10 @@ def test_a_bad_input_in_the_ranks_is_one_clear_error(base_config, teacher_dir):
     config = {**base_config, "teacher_path": str(teacher_dir), "teacher_k": 500}
     with pytest.raises(ConfigError, match="teacher_k"):
         run("DLLM2RecSASRec", SLICE, config_dict=config, nproc=2, port=_free_port())
+
+
+def test_minibert_trains_on_two_processes(base_config, teacher_dir, tmp_path):
+    config = {**base_config, "teacher_path": str(teacher_dir), "kd_teacher": "artifact", "checkpoint_dir": str(tmp_path)}
+    result = run("MiniBERT", SLICE, config_dict=config, nproc=2, port=_free_port())
+    assert result["test_result"]["ndcg@10"] >= 0 and "recall@20" in result["test_result"]
+    assert len(list(tmp_path.glob("MiniBERT-*.pth"))) == 1  # rank 0 alone writes the checkpoint

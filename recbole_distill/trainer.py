@@ -49,9 +49,8 @@ class CheckpointMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         target = kwargs.pop("saved_model_file", self.saved_model_file)
-        temporary = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.part")
-        super()._save_checkpoint(epoch, verbose=False, saved_model_file=temporary, **kwargs)
-        os.replace(temporary, target)
+        save = super()._save_checkpoint  # RecBole's checkpoint, torch.save'd into the temporary file
+        atomic_write(target, lambda f: save(epoch, verbose=False, saved_model_file=f, **kwargs))
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
 

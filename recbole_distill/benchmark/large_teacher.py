@@ -61,12 +61,13 @@ def write_interactions(folder, users, samples, items, seed):
     item_column = rng.integers(0, items, users * length)
     item_column[rng.permutation(users * length)[:items]] = np.arange(items)
     user_column = np.repeat(np.arange(users), length)
+    time_column = np.tile(np.arange(length), users)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{DATASET}.inter", "w") as f:
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
         for start in range(0, len(user_column), 1_000_000):
             end = start + 1_000_000
-            rows = zip(user_column[start:end], item_column[start:end], np.tile(np.arange(length), users)[start:end])
+            rows = zip(user_column[start:end], item_column[start:end], time_column[start:end])
             f.write("".join(f"u{u}\ti{i}\t{t}\n" for u, i, t in rows))
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from recbole_distill.errors import ConfigError
 from recbole_distill.quick_start import run
-from tests.conftest import SLICE
+
+from conftest import SLICE
 
 # One full batch per epoch and no dropout: one process and two processes then take the same gradient
 # steps (the mean loss over all training samples), whatever order the samplers draw them in.

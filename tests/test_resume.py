@@ -12,7 +12,8 @@ import yaml
 
 from recbole_distill import run_recbole_distill
 from recbole_distill.errors import RecBoleDistillError
-from tests.conftest import SLICE
+
+from conftest import SLICE
 
 SCRIPT = Path(__file__).resolve().parent.parent / "run_recbole_distill.py"
 # small batches make an epoch last a few seconds, so the kill lands inside one

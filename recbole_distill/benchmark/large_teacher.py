@@ -71,10 +71,8 @@ def write_interactions(folder, users, samples, items, seed):
             f.write("".join(f"u{u}\ti{i}\t{t}\n" for u, i, t in rows))
 
 
-def write_teacher(config, path, k, n_items, dim, seed):
-    """A teacher for every sample of the data set, written with the plugin's writers."""
-    dataset = KeyedSequentialDataset(config)
-    datasets = dataset.build()
+def write_teacher(dataset, datasets, path, k, n_items, dim, seed):
+    """A teacher for every sample of ``datasets`` (``dataset``'s splits), written with the plugin's writers."""
     table = dataset.sample_table(datasets)
     items = np.array([f"i{i}" for i in range(n_items)], dtype=object)
     item_index = {token: i for i, token in enumerate(items)}
@@ -151,13 +149,15 @@ def measure(samples=5_000_000, k=20, items=1_000_000, users=100_000, dim=384, ba
                 "show_progress": False,
             },
         )
-        n = write_teacher(config, folder / "teacher", k, items, dim, seed)
         written = time.perf_counter() - start
-        sizes = {file.name: file.stat().st_size / 2**20 for file in (folder / "teacher").iterdir()}
-
         without, with_teacher, parts = {}, {}, {}
-        timed_build(KeyedSequentialDataset, config, without)
-        gc.collect()
+        # the build without the teacher is measured, then gives the samples the teacher is written for
+        dataset, splits = timed_build(KeyedSequentialDataset, config, without)
+        start = time.perf_counter()
+        n = write_teacher(dataset, splits, folder / "teacher", k, items, dim, seed)
+        written += time.perf_counter() - start
+        sizes = {file.name: file.stat().st_size / 2**20 for file in (folder / "teacher").iterdir()}
+        del dataset, splits
         original = TeacherSequentialDataset._join_rankings, TeacherSequentialDataset._aligned_item_embeddings
         TeacherSequentialDataset._join_rankings = timed("ranking join", original[0], parts)
         TeacherSequentialDataset._aligned_item_embeddings = timed("embedding alignment", original[1], parts)

@@ -1,18 +1,12 @@
 """RecBole's Config, taught where the plugin's models and their defaults live."""
 
-from pathlib import Path
-
-import recbole
 import torch
 from recbole.config import Config as RecBoleConfig
 
+from recbole_distill.model.abstract_recommender import is_plugin_model
 from recbole_distill.model.checks import check_whole
+from recbole_distill.paths import DATASET_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
 from recbole_distill.utils import get_model
-
-PLUGIN_ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES_DIR = PLUGIN_ROOT / "properties"
-DATASET_DIR = PLUGIN_ROOT / "dataset"
-RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).parent / "properties"
 
 
 def _model_default_files(model_class):
@@ -55,7 +49,7 @@ class Config(RecBoleConfig):
             # any working directory; a data_path you give still wins
             self.internal_config_dict["data_path"] = str(DATASET_DIR)
         files = [PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"]
-        if not model_class.__module__.startswith("recbole."):
+        if is_plugin_model(model_class):
             files += _model_default_files(model_class)
         for file in files:
             if file.is_file():
@@ -86,9 +80,8 @@ class Config(RecBoleConfig):
     def _set_default_parameters(self):
         super()._set_default_parameters()
         config = self.final_config_dict
-        if not self.model_class.__module__.startswith("recbole.") and config.get("warmup_steps") is not None:
-            # every plugin model trains with DistillTrainer, which reads this key
-            check_whole(config, "warmup_steps", meaning="optimizer steps of linear learning-rate warm-up")
-        check_config = getattr(self.model_class, "check_config", None)
-        if check_config is not None:
-            check_config(config)
+        if is_plugin_model(self.model_class):
+            if config.get("warmup_steps") is not None:
+                # every plugin model trains with DistillTrainer, which reads this key
+                check_whole(config, "warmup_steps", meaning="optimizer steps of linear learning-rate warm-up")
+            self.model_class.check_config(config)

@@ -185,7 +185,7 @@ def run(
     return result
 
 
-def load_data_and_model(model_file, dataset_class=None):
+def load_data_and_model(model_file, dataset_class=None, config_update=None):
     r"""Load a checkpoint with its data, as ``recbole.quick_start.load_data_and_model`` does.
 
     Works in a fresh process for plugin models (students rejoin their teacher from ``teacher_path``).
@@ -193,12 +193,15 @@ def load_data_and_model(model_file, dataset_class=None):
     Args:
         model_file (str): a checkpoint saved by RecBole's or recbole-distill's trainer.
         dataset_class (type, optional): build the data with this class instead of the model's own.
+        config_update (dict, optional): config values to change before the data is built.
 
     Returns:
         tuple: ``(config, model, dataset, train_data, valid_data, test_data)``.
     """
     checkpoint = _load_checkpoint(model_file)
     config = checkpoint["config"]
+    for key, value in (config_update or {}).items():
+        config[key] = value
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -138,7 +138,7 @@ class DistillTrainer(CheckpointMixin, Trainer):
             self.optimizer.register_step_post_hook(lambda *_: self.warmup.step())
 
     def _loss_names(self, losses):
-        names = getattr(self.model, "loss_names", None)
+        names = self.model.loss_names
         if isinstance(losses, tuple) and names and len(names) == len(losses):
             return names
         return None

@@ -6,7 +6,9 @@ from recbole.data import create_dataset as recbole_create_dataset
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
+from recbole_distill.data.dataset import TeacherSequentialDataset
 from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.model.abstract_recommender import is_plugin_model
 
 PLUGIN_MODEL_PACKAGE = "recbole_distill.model.sequential_recommender"
 RECBOLE_MODEL_PACKAGES = [
@@ -49,15 +51,13 @@ def get_trainer(model_type, model_name):
     trainer = getattr(trainer_module, model_name + "Trainer", None)
     if trainer is not None:
         return trainer
-    if _find_module(PLUGIN_MODEL_PACKAGE, model_name) is not None:
+    if is_plugin_model(get_model(model_name)):
         return trainer_module.DistillTrainer
     return trainer_module.with_checkpoints(recbole_get_trainer(model_type, model_name))
 
 
 def create_dataset(config):
     """Build the dataset a model needs: students get teacher fields joined on, RecBole models RecBole's own."""
-    if hasattr(config.model_class, "teacher_parts"):
-        from recbole_distill.data.dataset import TeacherSequentialDataset
-
+    if is_plugin_model(config.model_class):
         return TeacherSequentialDataset(config)
     return recbole_create_dataset(config)

@@ -4,10 +4,11 @@ r"""Benchmark: RecBole baselines, distilled students and the teacher under one p
         --seeds=2020,2021,2022 --config_files=results/protocol.yaml --output=results/ml-100k
 
 Every (model, seed) is trained with early stopping on validation, tested with RecBole's full-ranking
-evaluator, and timed; the row goes into ``<output>/runs.csv`` as soon as it finishes, so an interrupted
-benchmark resumes where it stopped (finished runs are skipped). ``<output>/results.md`` gets the table
-(mean +- std over seeds, the gain of each distilled student over its plain twin, its share of the
-teacher's NDCG@10), ``quality.png`` and ``quality_vs_inference.png`` the plots.
+evaluator, and timed; the row goes into ``<output>/runs.csv`` and the per-user test values of the selecting
+metric (``valid_metric``) into ``<output>/users/`` as soon as it finishes, so an interrupted benchmark
+resumes where it stopped (finished runs are skipped). ``<output>/results.md`` gets the table (mean +- std
+over seeds; each distilled student's gain over its plain twin and share of the teacher's lead, with 95 %
+paired bootstrap intervals over test users), ``quality.png`` and ``quality_vs_inference.png`` the plots.
 ``--variants=properties/benchmark/ablations.yaml`` runs each plugin student once per named variant (a set of
 config values: an ablation or a sweep point); RecBole's own models run once.
 Other ``--key=value`` flags reach every run's config, as in RecBole.
@@ -24,7 +25,7 @@ import yaml
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, write_plots, write_table
+from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, write_per_user, write_plots, write_table
 from recbole_distill.errors import ConfigError
 
 
@@ -112,6 +113,7 @@ def main():
     for model, variant, seed in tqdm(todo, desc=set_color("Benchmark", "pink"), ncols=100):
         log_file = output / "logs" / f"{model}{f'[{variant}]' if variant else ''}-{seed}.log"
         row = run_one(model, args.dataset, seed, config_files, config_dict, log_file, variant, variants.get(variant))
+        write_per_user(output, row, row.pop("per_user"))
         append_row(runs_file, row)
     rows = read_runs(runs_file)
     write_table(rows, output / "results.md")

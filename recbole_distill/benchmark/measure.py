@@ -13,6 +13,7 @@ from logging import getLogger
 
 import torch
 
+from recbole_distill.benchmark.bootstrap import evaluate_per_user
 from recbole_distill.quick_start import load_data_and_model, prepare_run
 
 
@@ -70,7 +71,7 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
     trainer._train_epoch = timed_train_epoch
     start = time.perf_counter()
     best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    test_result, users, per_user = evaluate_per_user(trainer, test_data, config["valid_metric"])
     wall = time.perf_counter() - start
     getLogger().info(f"benchmark test result: {dict(test_result)}")
     if config["model"] == "TeacherRanking":
@@ -92,6 +93,7 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "wall_seconds": wall,
         "checkpoint": trainer.saved_model_file,
+        "per_user": {"metric": config["valid_metric"].lower(), "users": users.tolist(), "values": per_user.tolist()},
     }
 
 

@@ -7,10 +7,15 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
+from recbole_distill.benchmark.bootstrap import paired_bootstrap
+from recbole_distill.model.abstract_recommender import is_plugin_model
 from recbole_distill.utils import get_model
 
-QUALITY = ["test_ndcg@10", "test_hit@10", "test_ndcg@20", "test_hit@20", "test_mrr@10"]
 TEACHER = "TeacherRanking"
+# in leave-one-out data recall@K equals hit@K and precision@K is hit@K / K: the table leaves them out
+REDUNDANT = ("recall@", "precision@")
 
 
 def label(row):
@@ -38,14 +43,36 @@ def append_row(path, row):
     os.replace(tmp, path)
 
 
-def plain_twin(model):
-    """The RecBole model a plugin model extends (``DLLM2RecSASRec`` -> ``SASRec``, ``MiniBERT`` ->
-    ``BERT4Rec``); None for RecBole's own models and for plugin models that extend none (``PreBERT``)."""
-    cls = get_model(model)
-    if cls.__module__.startswith("recbole."):
+def per_user_file(folder, row):
+    """Where a run's per-user test values are kept: ``<folder>/users/<label>-<seed>.csv``."""
+    return Path(folder) / "users" / f"{label(row)}-{row['seed']}.csv"
+
+
+def write_per_user(folder, row, per_user):
+    """Write ``per_user`` (``metric``, ``users``, ``values``, from the run) next to the runs file."""
+    path = per_user_file(folder, row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"user,{per_user['metric']}"] + [f"{u},{v!r}" for u, v in zip(per_user["users"], per_user["values"])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_per_user(folder, row):
+    """``{user token: value}`` of a run, or None when it was not kept (runs from before per-user files)."""
+    path = per_user_file(folder, row)
+    if not path.is_file():
         return None
-    twins = (c.__name__ for c in cls.__mro__[1:] if c.__module__.startswith("recbole.model.") and "_recommender." in c.__module__)
-    return next(twins, None)
+    with open(path, newline="") as f:
+        return {record[0]: float(record[1]) for record in list(csv.reader(f))[1:]}
+
+
+def plain_twin(model):
+    """The RecBole model a distilled student extends (``DLLM2RecSASRec`` -> ``SASRec``, ``MiniBERT`` ->
+    ``BERT4Rec``); None for RecBole's own models and for plugin models that are no students (``PreBERT``,
+    ``LLMEnhancedSASRec``, ``TeacherRanking``)."""
+    cls = get_model(model)
+    if not (is_plugin_model(cls) and cls.is_student):
+        return None
+    return next(c.__name__ for c in cls.__mro__[1:] if not is_plugin_model(c) and c.__module__.startswith("recbole.model."))
 
 
 def summarise(rows):
@@ -66,8 +93,12 @@ def summarise(rows):
     return summary
 
 
-def _gain(value, base):
-    return f"{(value / base - 1) * 100:+.1f} %" if base else "n/a"
+def metrics_of(rows):
+    """The selecting metric (``valid_<metric>`` column) and the test columns to show, that metric's first."""
+    metric = next(c.removeprefix("valid_") for row in rows for c in row if c.startswith("valid_"))
+    tests = list(dict.fromkeys(c for row in rows for c in row if c.startswith("test_")))
+    shown = [c for c in tests if not c.removeprefix("test_").startswith(REDUNDANT)]
+    return metric, sorted(shown, key=lambda c: c != f"test_{metric}")
 
 
 def _quality(stats, column):
@@ -81,28 +112,81 @@ def _mean(stats, column, digits):
     return f"{stats[column][0]:,.{digits}f}" if column in stats else ""
 
 
+def _percent(value):
+    return f"{value * 100:+.1f} %"
+
+
+def paired_values(folder, runs_by_name, names):
+    """Per-user values of the runs ``names``, averaged over their common seeds, on their common users; None
+    when a run lacks its per-user file."""
+    seeds = set.intersection(*({int(r["seed"]) for r in runs_by_name[n]} for n in names))
+    tables = []
+    for name in names:
+        per_seed = [read_per_user(folder, r) for r in runs_by_name[name] if int(r["seed"]) in seeds]
+        if not per_seed or any(t is None for t in per_seed):
+            return None, seeds
+        tables.append(per_seed)
+    users = sorted(set.intersection(*(set(t) for per_seed in tables for t in per_seed)))
+    return [np.mean([[t[u] for u in users] for t in per_seed], axis=0) for per_seed in tables], seeds
+
+
+def intervals(rows, folder):
+    """Per distilled student: its gain over its twin and share of the teacher's lead, with 95 % paired
+    bootstrap intervals over test users (per-user values averaged over the seeds both runs have)."""
+    runs_by_name = defaultdict(list)
+    for row in rows:
+        runs_by_name[label(row)].append(row)
+    result = {}
+    for name, runs in runs_by_name.items():
+        twin = plain_twin(runs[0]["model"])
+        if twin not in runs_by_name:
+            continue
+        names = [name, twin] + ([TEACHER] if TEACHER in runs_by_name else [])
+        values, seeds = paired_values(folder, runs_by_name, names)
+        if values is None and len(names) == 3:
+            names = names[:2]
+            values, seeds = paired_values(folder, runs_by_name, names)
+        if values is not None:
+            result[name] = {"seeds": len(seeds), "users": len(values[0]), **paired_bootstrap(*values)}
+    return result
+
+
 def write_table(rows, path):
-    """Markdown table: quality (mean +- std), cost, each student's change over its plain twin, and its
-    share of the teacher's NDCG@10 (the ``TeacherRanking`` row)."""
+    """Markdown table: quality (mean +- std over seeds) and cost per run; each distilled student's gain over
+    its plain twin and the share of the teacher's (``TeacherRanking``) lead it recovers, with 95 % paired
+    bootstrap intervals where per-user values were kept; all on the metric that selected the epoch."""
     summary = summarise(rows)
+    metric, quality = metrics_of(rows)
+    test = f"test_{metric}"
     teacher = summary.get(TEACHER)
-    header = ["model", "seeds", *[c.removeprefix("test_") for c in QUALITY], "valid ndcg@10", "s / epoch",
-              "inference ms / 1k users", "parameters", "peak MB", "NDCG@10 vs twin", "epoch time vs twin",
-              "NDCG@10 / teacher"]
+    bounds = intervals(rows, Path(path).parent)
+    header = ["model", "seeds", *[c.removeprefix("test_") for c in quality], f"valid {metric}", "s / epoch",
+              "inference ms / 1k users", "parameters", "peak MB", f"{metric} vs twin [95 % CI]",
+              "teacher's lead recovered [95 % CI]", "epoch time vs twin"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, stats in summary.items():
         twin = summary.get(plain_twin(stats["model"]) or "")
+        gain = share = ""
+        if twin:
+            gain = _percent(stats[test][0] / twin[test][0] - 1)
+            if teacher and teacher[test][0] != twin[test][0]:
+                share = f"{(stats[test][0] - twin[test][0]) / (teacher[test][0] - twin[test][0]) * 100:.0f} %"
+        if name in bounds:
+            b = bounds[name]
+            gain += f" [{_percent(b['gain_low'])}, {_percent(b['gain_high'])}]"
+            if "share" in b:
+                share += f" [{b['share_low'] * 100:.0f}, {b['share_high'] * 100:.0f} %]"
         cells = [name, str(stats["seeds"])]
-        cells += [_quality(stats, c) for c in QUALITY]
+        cells += [_quality(stats, c) for c in quality]
         cells += [
-            _mean(stats, "valid_ndcg@10", 4),
+            _mean(stats, f"valid_{metric}", 4),
             _mean(stats, "seconds_per_epoch", 1) if stats["model"] != TEACHER else "",
             f"{stats['inference_seconds_per_1000_users'][0] * 1000:,.0f}" if "inference_seconds_per_1000_users" in stats else "",
             _mean(stats, "parameters", 0),
             _mean(stats, "peak_memory_mb", 0),
-            _gain(stats["test_ndcg@10"][0], twin["test_ndcg@10"][0]) if twin else "",
+            gain,
+            share,
             f"{stats['seconds_per_epoch'][0] / twin['seconds_per_epoch'][0]:.2f} x" if twin else "",
-            f"{stats['test_ndcg@10'][0] / teacher['test_ndcg@10'][0] * 100:.0f} %" if teacher and stats is not teacher else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
@@ -121,8 +205,9 @@ def _minor_tick(value, _):
 
 
 def write_plots(rows, folder):
-    """``quality.png`` (test NDCG@10 per model, mean and std over seeds; grey: RecBole, blue: distilled,
-    orange: teacher) and ``quality_vs_inference.png`` (test NDCG@10 against full-ranking inference time)."""
+    """``quality.png`` (the selecting metric on test per model, mean and std over seeds; grey: RecBole, blue:
+    distilled, orange: teacher) and ``quality_vs_inference.png`` (that metric against full-ranking inference
+    time)."""
     import matplotlib
     import matplotlib.ticker
 
@@ -130,9 +215,11 @@ def write_plots(rows, folder):
     import matplotlib.pyplot as plt
 
     summary = summarise(rows)
+    metric, _ = metrics_of(rows)
+    test = f"test_{metric}"
     names = list(summary)
-    means = [summary[n]["test_ndcg@10"][0] for n in names]
-    stds = [summary[n]["test_ndcg@10"][1] for n in names]
+    means = [summary[n][test][0] for n in names]
+    stds = [summary[n][test][1] for n in names]
     colours = [_colour(summary[n]) for n in names]
     seeds = max(summary[n]["seeds"] for n in names)
 
@@ -142,7 +229,7 @@ def write_plots(rows, folder):
         ax.text(mean + std + max(means) * 0.01, y, f"{mean:.4f}", va="center", fontsize=8)
     ax.set_xlim(0, max(m + s for m, s in zip(means, stds)) * 1.15)
     ax.invert_yaxis()
-    ax.set_xlabel(f"test NDCG@10 (mean ± std over up to {seeds} seed(s))")
+    ax.set_xlabel(f"test {metric} (mean ± std over up to {seeds} seed(s))")
     fig.tight_layout()
     fig.savefig(Path(folder) / "quality.png", dpi=120)
     plt.close(fig)
@@ -151,15 +238,15 @@ def write_plots(rows, folder):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for n in timed:
         x = summary[n]["inference_seconds_per_1000_users"][0] * 1000
-        ax.errorbar(x, summary[n]["test_ndcg@10"][0], yerr=summary[n]["test_ndcg@10"][1], fmt="o",
+        ax.errorbar(x, summary[n][test][0], yerr=summary[n][test][1], fmt="o",
                     color=_colour(summary[n]), capsize=3)
-        ax.annotate(n, (x, summary[n]["test_ndcg@10"][0]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(n, (x, summary[n][test][0]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_minor_tick))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("full-ranking inference, ms per 1,000 users (log scale)")
-    ax.set_ylabel("test NDCG@10")
+    ax.set_ylabel(f"test {metric}")
     fig.tight_layout()
     fig.savefig(Path(folder) / "quality_vs_inference.png", dpi=120)
     plt.close(fig)

@@ -8,9 +8,10 @@ import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType, set_color
 
-from recbole_distill.config import DATASET_DIR
+from recbole_distill.paths import DATASET_DIR
 from recbole_distill.data.artifacts import SPLITS, TeacherArtifacts
 from recbole_distill.errors import ConfigError, TeacherArtifactError
+from recbole_distill.model.abstract_recommender import is_plugin_model
 
 TARGET_POS = "target_pos"
 TEACHER_TOPK = "teacher_topk"
@@ -48,6 +49,18 @@ def resolve_teacher_path(config):
     return Path(config["teacher_path"]) if config["teacher_path"] else default_teacher_path(config["dataset"])
 
 
+def item_text_folder(config):
+    """The folder of item-text embeddings ``item_text_embedding_path`` names (``~``: ``dataset/<dataset>/item_text``)."""
+    path = Path(config["item_text_embedding_path"] or DATASET_DIR / config["dataset"] / "item_text")
+    if not (path / "teacher.yaml").is_file():
+        raise TeacherArtifactError(
+            f"no item-text embeddings at '{path}' (item_text_embedding_path). Build them with 'python -m "
+            f"recbole_distill.teacher.text_embedding --dataset={config['dataset']} --teacher_path={path}', or "
+            "set item_text_embedding_path to such a folder (item_text_weight: 0 trains without them)."
+        )
+    return TeacherArtifacts(path)
+
+
 class KeyedSequentialDataset(SequentialDataset):
     r""":class:`~recbole.data.dataset.SequentialDataset` whose augmented samples carry a stable key.
 
@@ -66,6 +79,46 @@ class KeyedSequentialDataset(SequentialDataset):
         run_start = np.repeat(starts, np.diff(np.r_[starts, len(uid)]))
         self.inter_feat[TARGET_POS] = torch.from_numpy(np.arange(len(uid)) - run_start + 1)
         self.set_field_property(TARGET_POS, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        # Every user's whole time-ordered history (the first item, then every sample's target), for
+        # history masks over more than the MAX_ITEM_LIST_LENGTH items a sample carries.
+        first_items = self.inter_feat[self.item_id_list_field][starts, 0].numpy()
+        self.user_items = np.insert(self.inter_feat[self.iid_field].numpy(), starts, first_items)
+        self.user_offsets = np.zeros(self.user_num + 1, dtype=np.int64)
+        self.user_offsets[uid[starts] + 1] = np.diff(np.r_[starts, len(uid)]) + 1
+        self.user_offsets = np.cumsum(self.user_offsets)
+
+    def history_index(self, users, positions):
+        """``(rows, items)``: for row ``r``, every item user ``users[r]`` had before ``positions[r]``.
+
+        The rows' own histories over the whole data, not only the last ``MAX_ITEM_LIST_LENGTH`` items,
+        in the form of RecBole's ``history_index`` (``scores[rows, items] = -inf`` masks them).
+        """
+        users, positions = np.asarray(users), np.asarray(positions)
+        starts = self.user_offsets[users]
+        rows = np.repeat(np.arange(len(users)), positions)
+        within = np.arange(len(rows)) - np.repeat(np.cumsum(positions) - positions, positions)
+        return torch.from_numpy(rows), torch.from_numpy(self.user_items[np.repeat(starts, positions) + within])
+
+    def has_repeats(self):
+        """Whether some user interacted with some item more than once."""
+        owner = np.repeat(np.arange(self.user_num), np.diff(self.user_offsets))
+        pairs = owner * self.item_num + self.user_items
+        return len(np.unique(pairs)) < len(pairs)
+
+    def training_windows(self, dataset, stride=None):
+        """The samples of ``dataset`` (a training split) that end a window, one every ``stride`` targets.
+
+        Counting back from each user's last training target, every ``stride``-th sample is kept (default:
+        ``MAX_ITEM_LIST_LENGTH``). Its history and target are a window of the user's sequence; at the default
+        stride the windows tile it, so a model that learns every position of a window (``train_windows``)
+        sees each target once per epoch.
+        """
+        feat = dataset.inter_feat
+        users, positions = feat[self.uid_field].numpy(), feat[TARGET_POS].numpy()
+        last = np.zeros(self.user_num, dtype=np.int64)
+        np.maximum.at(last, users, positions)
+        keep = (last[users] - positions) % (stride or self.config["MAX_ITEM_LIST_LENGTH"]) == 0
+        return dataset.copy(feat[torch.from_numpy(np.flatnonzero(keep))])
 
     def build(self):
         if self.config["benchmark_filename"] is not None:
@@ -74,7 +127,14 @@ class KeyedSequentialDataset(SequentialDataset):
                 self.config["benchmark_filename"],
                 "None: teacher samples are keyed by RecBole's own augmentation of the .inter file",
             )
-        return super().build()
+        datasets = super().build()
+        self.attach(datasets)
+        if self.config["train_windows"]:
+            datasets[0] = self.training_windows(datasets[0])
+        return datasets
+
+    def attach(self, datasets):
+        """Add to the ``(train, valid, test)`` splits before training windows are cut (see subclasses)."""
 
     def sample_table(self, datasets):
         """User id, target position, target item id and split (0/1/2) of every sample in ``datasets``."""
@@ -126,33 +186,40 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
     match must agree on the target item and the split, and every training sample must have a row.
     The teacher's item embeddings are reordered into RecBole's item ids as ``teacher_item_embedding``
     (a teacher may embed more items than the dataset keeps; every item it keeps needs a row).
-    Which parts are loaded is asked of the model class (``teacher_parts(config)``; none for a model
-    that has no such method). Anything that does not line up stops the run here, before any training.
+    Item-text embeddings (``item_text_embedding_path``, a folder with item embeddings only, written by
+    ``recbole_distill.teacher.text_embedding``) are aligned the same way as ``item_text_embedding``.
+    Which parts are loaded is asked of the model class (:meth:`PluginRecommender.teacher_parts`; none
+    for RecBole's models). Anything that does not line up stops the run here, before any training.
     """
 
     def __init__(self, config):
-        teacher_parts = getattr(config.model_class, "teacher_parts", None)
-        self.teacher_parts = teacher_parts(config) if teacher_parts else set()
+        model_class = config.model_class
+        self.teacher_parts = model_class.teacher_parts(config) if is_plugin_model(model_class) else set()
         super().__init__(config)
-        self.teacher = TeacherArtifacts(resolve_teacher_path(config)) if self.teacher_parts else None
+        needs_teacher = self.teacher_parts & {"ranking", "eval_ranking", "embedding"}
+        self.teacher = TeacherArtifacts(resolve_teacher_path(config)) if needs_teacher else None
+        self.item_text = item_text_folder(config) if "item_text" in self.teacher_parts else None
         self.teacher_score_kind = None
         self.teacher_item_embedding = None
+        self.item_text_embedding = None
 
     def __str__(self):
         teacher = self.teacher.describe() if self.teacher else "none (no distillation part enabled)"
-        return super().__str__() + "\n" + set_color("Teacher", "blue") + f": {teacher}"
+        text = "\n" + set_color("Item text", "blue") + f": {self.item_text.describe()}" if self.item_text else ""
+        return super().__str__() + "\n" + set_color("Teacher", "blue") + f": {teacher}" + text
 
-    def build(self):
-        datasets = super().build()
+    def attach(self, datasets):
         if "ranking" in self.teacher_parts:
             self._join_rankings(datasets)
             self.teacher_score_kind = self.teacher.meta["ranking"]["score_kind"]
         if "embedding" in self.teacher_parts:
-            self.teacher_item_embedding = self._aligned_item_embeddings()
+            self.teacher_item_embedding = self._aligned_item_embeddings(self.teacher)
+        if "item_text" in self.teacher_parts:
+            self.item_text_embedding = self._aligned_item_embeddings(self.item_text)
         for dataset in datasets:  # the splits were copied before the teacher was attached
             dataset.teacher_score_kind = self.teacher_score_kind
             dataset.teacher_item_embedding = self.teacher_item_embedding
-        return datasets
+            dataset.item_text_embedding = self.item_text_embedding
 
     # -- tokens ----------------------------------------------------------------------------------------
     def _ids(self, field, tokens):
@@ -175,10 +242,10 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         return f"user '{self.id2token(self.uid_field, table['user'][i])}', target position {table['pos'][i]}"
 
     # -- embeddings ------------------------------------------------------------------------------------
-    def _aligned_item_embeddings(self):
-        """Teacher embeddings in RecBole item-id order; items the dataset does not have are skipped."""
-        embeddings = self.teacher.item_embeddings()
-        ids = self._ids(self.iid_field, self.teacher.items)
+    def _aligned_item_embeddings(self, folder):
+        """``folder``'s item embeddings in RecBole item-id order; items the dataset does not have are skipped."""
+        embeddings = folder.item_embeddings()
+        ids = self._ids(self.iid_field, folder.items)
         known = np.flatnonzero(ids > 0)
         table = torch.zeros(self.item_num, embeddings.shape[1])
         for start in range(0, len(known), 1 << 16):  # chunks: never a second copy of a large table in memory
@@ -189,7 +256,7 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
             unknown = np.flatnonzero(ids == 0)
             hint = (
                 f"; the teacher lists {len(unknown)} item(s) this dataset does not have (first: "
-                f"'{self.teacher.items[unknown[0]]}'), so it was built for other data"
+                f"'{folder.items[unknown[0]]}'), so it was built for other data"
                 if len(unknown)
                 else ""
             )

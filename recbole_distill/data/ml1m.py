@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recbole_distill.config import DATASET_DIR
+from recbole_distill.paths import DATASET_DIR
 from recbole_distill.data.artifacts import atomic_write
 from recbole_distill.errors import RecBoleDistillError
 

@@ -11,12 +11,13 @@ import torch
 
 from recbole_distill.data.dataset import TEACHER_SCORE, TEACHER_TARGET_SCORE, TEACHER_TOPK
 from recbole_distill.errors import ConfigError
+from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.model.checks import check_choice, check_number, check_whole, is_number
 from recbole_distill.model.layers import PROJECTORS, SCOPES, CollaborativeItemEmbedding
 from recbole_distill.model.losses import CONFIDENCE_MODES, NEGATIVE_TERMS, ranking_distillation_loss
 
 
-class DLLM2Rec:
+class DLLM2Rec(PluginRecommender):
     r"""Mixin that turns a RecBole sequential model into a DLLM2Rec student.
 
     Put it before the RecBole model: ``class DLLM2RecSASRec(DLLM2Rec, SASRec)``. It
@@ -32,6 +33,7 @@ class DLLM2Rec:
     encoder input (SASRec, GRU4Rec), the encoder runs once per batch.
     """
 
+    is_student = True
     loss_names = ("rec_loss", "rd_loss")
 
     @classmethod

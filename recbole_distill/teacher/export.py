@@ -1,9 +1,13 @@
 r"""Teacher rankings from a trained checkpoint: the top-K of every train / valid / test sample.
 
-Any RecBole or recbole-distill sequential checkpoint can teach (for example a larger SASRec trained with
-``run_recbole_distill.py``). The scores are the model's own next-item scores (``full_sort_predict``),
-stored as ``logit``s; the checkpoint's own test metrics, measured by RecBole's evaluator, go into
-teacher.yaml. The checkpoint's item embeddings (PreBERT: the items' token embeddings) are written too;
+Any RecBole or recbole-distill sequential checkpoint can teach (for example ``LLMEnhancedSASRec`` or a
+larger SASRec trained with ``run_recbole_distill.py``). The scores are the model's own next-item scores
+(``full_sort_predict``), stored as ``logit``s. With ``teacher_exclude_history`` (on by default for data
+without repeated (user, item) pairs) the items each user already had are left out of the top-K. The
+checkpoint's own test metrics, measured by RecBole's evaluator, go into teacher.yaml (with history
+excluded too, when it is: the metrics ``TeacherRanking`` reproduces from the folder). A model with
+``prefix_scores`` (a causal model) ranks the training samples of a whole window in one pass. The
+checkpoint's item embeddings (PreBERT: the items' token embeddings) are written too;
 ``recbole_distill.teacher.text_embedding`` replaces them with item-text embeddings.
 
     python -m recbole_distill.teacher.export --model_file=saved/SASRec-....pth --teacher_path=dataset/ml-100k/teacher
@@ -21,27 +25,85 @@ from tqdm import tqdm
 
 from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, TeacherSequentialDataset, default_teacher_path
+from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.quick_start import load_data_and_model
+from recbole_distill.teacher.ranking import WithoutHistory, mask_history, resolve_exclude_history
 from recbole_distill.utils import get_trainer
 
 
+def _top(scores, targets, k, dataset, users, positions, exclude_history):
+    """Top-``k`` ids and scores of ``scores`` ``[B, n_items]`` (padding, and history if excluded, left out)
+    and each row's score of its target."""
+    target_scores = scores.gather(1, targets[:, None])[:, 0]
+    scores[:, 0] = -np.inf
+    if exclude_history:
+        mask_history(scores, dataset, users, positions)
+    values, indices = scores.topk(k, dim=1)
+    return indices.cpu(), values.cpu(), target_scores.cpu()
+
+
 @torch.no_grad()
-def rank_samples(model, dataset, k, batch_size, show_progress=True, desc="Rank"):
-    """Top-``k`` item ids (padding excluded), their scores and the target's score for every sample."""
+def rank_samples(model, dataset, k, batch_size, show_progress=True, desc="Rank", exclude_history=False):
+    """Top-``k`` item ids, their scores and the target's score for every sample, one ``full_sort_predict``
+    per batch of samples."""
     model.eval()
     feat = dataset.inter_feat
     device = next(model.parameters()).device
-    topk, scores, target_scores = [], [], []
+    parts = []
     starts = range(0, len(feat), batch_size)
     for start in tqdm(starts, desc=set_color(f"{desc:<11}", "pink"), ncols=100, disable=not show_progress):
-        batch = feat[start : start + batch_size].to(device)
-        batch_scores = model.full_sort_predict(batch).view(len(batch), -1)
-        batch_scores[:, 0] = -np.inf
-        values, indices = batch_scores.topk(k, dim=1)
-        topk.append(indices.cpu())
-        scores.append(values.cpu())
-        target_scores.append(batch_scores.gather(1, batch[dataset.iid_field][:, None])[:, 0].cpu())
-    return torch.cat(topk).numpy(), torch.cat(scores).numpy(), torch.cat(target_scores).numpy()
+        batch = feat[start : start + batch_size]
+        scores = model.full_sort_predict(batch.to(device)).view(len(batch), -1)
+        users, positions = batch[dataset.uid_field], batch[TARGET_POS]
+        parts.append(_top(scores, batch[dataset.iid_field].to(device), k, dataset, users, positions, exclude_history))
+    return tuple(torch.cat(column).numpy() for column in zip(*parts))
+
+
+@torch.no_grad()
+def rank_windows(model, dataset, k, batch_size, show_progress=True, desc="Rank", exclude_history=False):
+    """What :func:`rank_samples` returns, from one ``prefix_scores`` pass per window of samples.
+
+    Windows end every ``MAX_ITEM_LIST_LENGTH / 2`` targets (counted back from each user's last sample) and
+    each ranks the samples of its second half, so every sample is ranked from at least half a window of
+    history (from all of it when the user has fewer items), rather than from exactly its last
+    ``MAX_ITEM_LIST_LENGTH`` items as ``full_sort_predict`` would. Valid and test samples, where the
+    evaluator's own ranking matters, go through :func:`rank_samples`.
+    """
+    model.eval()
+    feat = dataset.inter_feat
+    device = next(model.parameters()).device
+    length = model.max_seq_length
+    stride = max(1, length // 2)
+    ends = dataset.training_windows(dataset, stride=stride).inter_feat
+    users, positions = feat[dataset.uid_field].numpy(), feat[TARGET_POS].numpy()
+    row_of = {key: row for row, key in enumerate(zip(users.tolist(), positions.tolist()))}
+    n_items = model.n_items
+    topk, scores, target_scores = np.zeros((len(feat), k), np.int64), np.zeros((len(feat), k), np.float32), np.zeros(len(feat), np.float32)
+    starts = range(0, len(ends), batch_size)
+    for start in tqdm(starts, desc=set_color(f"{desc:<11}", "pink"), ncols=100, disable=not show_progress):
+        batch = ends[start : start + batch_size]
+        item_seq, lengths = batch[dataset.item_id_list_field], batch[dataset.item_list_length_field]
+        end_pos = batch[TARGET_POS]
+        # position j of a window ending at target e with history length l ranks the target at e - l + 1 + j
+        offsets = torch.arange(item_seq.size(1))[None, :]
+        first_kept = torch.where(end_pos > stride, lengths - stride, 0).clamp_min(0)
+        kept = (offsets >= first_kept[:, None]) & (offsets < lengths[:, None])
+        window_users = batch[dataset.uid_field][:, None].expand_as(item_seq)[kept]
+        target_pos = (end_pos - lengths + 1)[:, None] + offsets
+        window_scores = model.prefix_scores(item_seq.to(device)).view(*item_seq.shape, n_items)[kept.to(device)]
+        targets = torch.cat([item_seq[:, 1:], batch[dataset.iid_field][:, None]], dim=1)
+        targets[torch.arange(len(batch)), lengths - 1] = batch[dataset.iid_field]
+        part = _top(window_scores, targets[kept].to(device), k, dataset, window_users, target_pos[kept], exclude_history)
+        rows = [row_of[key] for key in zip(window_users.tolist(), target_pos[kept].tolist())]
+        topk[rows], scores[rows], target_scores[rows] = (column.numpy() for column in part)
+    return topk, scores, target_scores
+
+
+def _optional_bool(text):
+    value = {"true": True, "false": False, "~": None, "none": None}.get(text.lower(), text)
+    if isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"expected True, False or ~, not {text!r}")
+    return value
 
 
 def trained_with(config):
@@ -58,26 +120,47 @@ def item_embedding_table(model):
     return None if table is None else table.weight[: model.n_items]
 
 
-def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_progress=True, command=None):
-    """Write the checkpoint's rankings of every sample into ``teacher_path`` and return its test result."""
+def _evaluate(config, model, test_data, show_progress):
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    result = trainer.evaluate(test_data, load_best_model=False, show_progress=show_progress)
+    return {key: float(value) for key, value in result.items()}
+
+
+def export_teacher(
+    model_file, teacher_path=None, k=20, batch_size=None, show_progress=True, command=None, exclude_history=None
+):
+    """Write the checkpoint's rankings of every sample into ``teacher_path`` and return its test result.
+
+    ``exclude_history`` (``teacher_exclude_history``; ``None``: the checkpoint's setting, else on for data
+    without repeated (user, item) pairs) leaves each user's earlier items out of the stored top-K.
+    """
     logger = getLogger()
-    # the model's own data, with sample keys (and, for a student, its own teacher joined on)
+    # the model's own data with sample keys, every training prefix (and, for a student, its own teacher joined on)
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(
-        model_file, TeacherSequentialDataset
+        model_file, TeacherSequentialDataset, config_update={"train_windows": False}
     )
     datasets = [loader._dataset for loader in (train_data, valid_data, test_data)]
     teacher_path = teacher_path or default_teacher_path(config["dataset"])
     batch_size = batch_size or config["eval_batch_size"]
+    if exclude_history is None:
+        exclude_history = config["teacher_exclude_history"]
+    exclude_history = resolve_exclude_history(exclude_history, dataset)
 
-    test_result = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(
-        test_data, load_best_model=False, show_progress=show_progress
-    )
-    test_result = {key: float(value) for key, value in test_result.items()}
+    test_result = _evaluate(config, model, test_data, show_progress)
     logger.info(set_color("teacher test result", "yellow") + f": {test_result}")
+    info = {"teacher": f"{config['model']} checkpoint {model_file}", "trained_with": trained_with(config)}
+    info.update(score_kind="logit", exclude_history=exclude_history, test_result=test_result)
+    if exclude_history:
+        info["test_result_without_history"] = _evaluate(config, WithoutHistory(model, dataset), test_data, show_progress)
+        logger.info(set_color("without history items", "yellow") + f": {info['test_result_without_history']}")
 
     columns = {"topk": [], "scores": [], "target_scores": [], "samples": []}
     for split, (name, split_dataset) in enumerate(zip(("train", "valid", "test"), datasets)):
-        topk, scores, target_scores = rank_samples(model, split_dataset, k, batch_size, show_progress, f"Rank {name}")
+        causal = isinstance(model, PluginRecommender) and model.prefix_scores is not None
+        rank = rank_windows if split == 0 and causal else rank_samples
+        topk, scores, target_scores = rank(
+            model, split_dataset, k, batch_size, show_progress, f"Rank {name}", exclude_history=exclude_history
+        )
         feat = split_dataset.inter_feat
         samples = np.stack(
             [
@@ -94,19 +177,9 @@ def export_teacher(model_file, teacher_path=None, k=20, batch_size=None, show_pr
 
     dataset_info = dataset.teacher_info(datasets)
     items = dataset.field2id_token[dataset.iid_field][1:]
+    info["command"] = command or f"export_teacher({str(model_file)!r}, k={k})"
     write_ranking(
-        teacher_path,
-        dataset_info,
-        items=items,
-        users=dataset.field2id_token[dataset.uid_field][1:],
-        **arrays,
-        info={
-            "teacher": f"{config['model']} checkpoint {model_file}",
-            "trained_with": trained_with(config),
-            "score_kind": "logit",
-            "test_result": test_result,
-            "command": command or f"export_teacher({str(model_file)!r}, k={k})",
-        },
+        teacher_path, dataset_info, items=items, users=dataset.field2id_token[dataset.uid_field][1:], **arrays, info=info
     )
     embeddings = item_embedding_table(model)
     if embeddings is not None:
@@ -127,9 +200,16 @@ def main():
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
     parser.add_argument("--topk", type=int, default=20, help="candidates stored per sample (K)")
     parser.add_argument("--batch_size", type=int, default=None, help="samples per batch (default: eval_batch_size)")
+    parser.add_argument(
+        "--teacher_exclude_history", type=_optional_bool, default=None,
+        help="True / False: leave each user's earlier items out of the top-K (default: on without repeated pairs)",
+    )
     args, _ = parser.parse_known_args()
     command = "python -m recbole_distill.teacher.export " + shlex.join(sys.argv[1:])
-    export_teacher(args.model_file, args.teacher_path, args.topk, args.batch_size, command=command)
+    export_teacher(
+        args.model_file, args.teacher_path, args.topk, args.batch_size, command=command,
+        exclude_history=args.teacher_exclude_history,
+    )
 
 
 if __name__ == "__main__":

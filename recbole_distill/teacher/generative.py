@@ -31,13 +31,15 @@ import yaml
 from recbole.utils import init_logger, set_color
 from tqdm import tqdm
 
-from recbole_distill.config import PROPERTIES_DIR, Config
+from recbole_distill.config import Config
 from recbole_distill.data.artifacts import atomic_write, write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
 from recbole_distill.data.item_text import read_item_text
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.model.checks import check_choice, check_whole
 from recbole_distill.model.plm import DEFAULT_LLM, DEFAULT_PLM, default_llm_path, load_causal_lm
+from recbole_distill.paths import PROPERTIES_DIR
+from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 
 DEFAULTS_FILE = PROPERTIES_DIR / "teacher" / "generative.yaml"
 # what a finished batch depends on: a rerun with other values must not reuse it
@@ -150,24 +152,27 @@ class GenerativeTeacher:
         return torch.cat(parts)
 
 
-def _ground(answer_embeddings, item_embeddings, answer_of, targets, k, chunk=4096):
+def _ground(answer_embeddings, item_embeddings, answer_of, targets, k, history=None, chunk=4096):
     """Top-``k`` items nearest each sample's answer (L2), their distances and the target's distance.
 
-    Distances are computed per answer text (``answer_of`` maps samples to texts), ``chunk`` texts at a time,
-    so memory stays at ``chunk x n_items`` whatever the number of samples.
+    ``answer_of`` maps samples to answer texts; items and ``targets`` are indices into ``item_embeddings``
+    (RecBole id - 1). ``history`` (``(dataset, users, positions)``) leaves each sample's earlier items out.
+    Distances are computed ``chunk`` samples at a time, so memory stays at ``chunk x n_items``.
     """
-    values, indices = [], []
-    for start in range(0, len(answer_embeddings), chunk):
-        distances = torch.cdist(answer_embeddings[start : start + chunk], item_embeddings)
-        nearest = distances.topk(k, dim=1, largest=False)
-        values.append(nearest.values)
-        indices.append(nearest.indices)
+    indices, values, target_distances = [], [], []
     answer_of, targets = torch.from_numpy(answer_of), torch.from_numpy(targets)
-    target_distances = torch.cat([
-        (answer_embeddings[answer_of[s : s + chunk]] - item_embeddings[targets[s : s + chunk]]).norm(dim=1)
-        for s in range(0, len(answer_of), chunk)
-    ])
-    return torch.cat(indices)[answer_of].numpy(), torch.cat(values)[answer_of].numpy(), target_distances.numpy()
+    for start in range(0, len(answer_of), chunk):
+        rows = slice(start, start + chunk)
+        distances = torch.cdist(answer_embeddings[answer_of[rows]], item_embeddings)
+        target_distances.append(distances.gather(1, targets[rows, None])[:, 0])
+        if history is not None:
+            dataset, users, positions = history
+            padded = torch.cat([torch.full_like(distances[:, :1], float("inf")), distances], dim=1)  # RecBole ids
+            distances = mask_history(padded, dataset, users[rows], positions[rows], fill=float("inf"))[:, 1:]
+        nearest = distances.topk(k, dim=1, largest=False)
+        indices.append(nearest.indices)
+        values.append(nearest.values)
+    return torch.cat(indices).numpy(), torch.cat(values).numpy(), torch.cat(target_distances).numpy()
 
 
 def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, llm=None, show_progress=True, command=None):
@@ -212,15 +217,17 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
     answers = [teacher.answer(text) or "?" for text in raw]
     unique, answer_of = np.unique(np.array(answers, dtype=object), return_inverse=True)
     item_embeddings = teacher.embed(list(item_text), show_progress=show_progress)
+    table = dataset.sample_table(datasets)
+    exclude_history = resolve_exclude_history(config["teacher_exclude_history"], dataset)
+    history = (dataset, table["user"][:n], table["pos"][:n]) if exclude_history else None
     topk, distances, target_distances = _ground(
-        teacher.embed(list(unique), show_progress=show_progress), item_embeddings, answer_of, targets[:n] - 1, k
+        teacher.embed(list(unique), show_progress=show_progress), item_embeddings, answer_of, targets[:n] - 1, k, history
     )
     report = _report(topk, targets[:n] - 1, split[:n], histories[:n], lengths[:n], generated, seconds)
     report["examples"] = [{"history_end": str(item_text[histories[r, lengths[r] - 1] - 1]), "answer": answers[r],
                            "grounded": str(item_text[topk[r, 0]]), "target": str(item_text[targets[r] - 1])} for r in range(min(3, n))]
     logger.info(set_color("generative teacher", "blue") + f": {report}")
 
-    table = dataset.sample_table(datasets)
     samples = np.stack([table["user"][:n] - 1, table["pos"][:n], table["item"][:n] - 1, split[:n]], axis=1)
     dataset_info = dataset.teacher_info(datasets)
     info = {"command": command or "build_generative_teacher(...)"}
@@ -229,7 +236,7 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
     write_ranking(
         teacher_path, dataset_info, items=items, users=dataset.field2id_token[dataset.uid_field][1:], samples=samples,
         topk=topk, scores=distances, target_scores=target_distances,
-        info={"teacher": f"generative LLM {teacher.name}", "score_kind": "distance",
+        info={"teacher": f"generative LLM {teacher.name}", "score_kind": "distance", "exclude_history": exclude_history,
               "grounding": f"L2 distance between embeddings ({embedding_source})", "generation": settings, "measured": report, **info},
     )
     write_item_embeddings(teacher_path, dataset_info, items=items, embeddings=item_embeddings.numpy(),

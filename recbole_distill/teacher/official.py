@@ -40,6 +40,7 @@ from recbole_distill.config import Config
 from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
 from recbole_distill.errors import TeacherArtifactError
+from recbole_distill.teacher.ranking import drop_history, resolve_exclude_history
 
 RANK_FILE, CONFIDENCE_FILE, EMBEDDING_FILE = "myrank_train.txt", "confidence_train.txt", "all_embeddings.pt"
 SHIFTS = (-2, -1, 1, 2)
@@ -252,6 +253,9 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
     at_target = topk == targets[:, None]
     target_scores = np.where(at_target.any(axis=1), (distances * at_target).sum(axis=1), distances[:, -1])
     table = dataset.sample_table(datasets)
+    exclude_history = resolve_exclude_history(config["teacher_exclude_history"], dataset)
+    if exclude_history:
+        topk, distances = drop_history(topk, distances, dataset, table["user"][keep], table["pos"][keep])
     samples = np.stack([table["user"][keep] - 1, table["pos"][keep], table["item"][keep] - 1, split[keep]], axis=1)
 
     dataset_info = dataset.teacher_info(datasets)
@@ -264,6 +268,7 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
         info={
             "teacher": f"official DLLM2Rec files {official_path} (rows of {train_data})",
             "score_kind": "distance",
+            "exclude_history": exclude_history,
             "import_report": report,
             "target_scores": "distance to the true item when it is a stored candidate, else the last candidate's (a lower bound)",
             "command": command or "import_official(...)",

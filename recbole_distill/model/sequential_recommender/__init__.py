@@ -1,6 +1,7 @@
 from recbole_distill.model.sequential_recommender.dllm2recbert4rec import DLLM2RecBERT4Rec
 from recbole_distill.model.sequential_recommender.dllm2recgru4rec import DLLM2RecGRU4Rec
 from recbole_distill.model.sequential_recommender.dllm2recsasrec import DLLM2RecSASRec
+from recbole_distill.model.sequential_recommender.llmenhancedsasrec import LLMEnhancedSASRec
 from recbole_distill.model.sequential_recommender.minibert import MiniBERT
 from recbole_distill.model.sequential_recommender.prebert import PreBERT
 from recbole_distill.model.sequential_recommender.teacherranking import TeacherRanking

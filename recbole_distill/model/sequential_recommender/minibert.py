@@ -17,6 +17,7 @@ from recbole.model.sequential_recommender import BERT4Rec
 
 from recbole_distill.data.dataset import TEACHER_SCORE, TEACHER_TOPK
 from recbole_distill.errors import ConfigError, RecBoleDistillError
+from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.model.checks import check_choice, check_number, check_whole
 from recbole_distill.model.losses import soft_target_kl, teacher_logits_from_topk
 from recbole_distill.model.sequential_recommender.prebert import PreBERT
@@ -46,7 +47,7 @@ def load_frozen_teacher(model_file, dataset, device):
     return teacher.to(device).eval().requires_grad_(False)
 
 
-class MiniBERT(BERT4Rec):
+class MiniBERT(PluginRecommender, BERT4Rec):
     r"""A small BERT4Rec (paper: 2 layers, hidden 256, 4 heads) distilled from PreBERT's logits.
 
     Loss (eq. 9-10): ``alpha * CE + (1 - alpha) * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``.
@@ -61,6 +62,7 @@ class MiniBERT(BERT4Rec):
     The teacher is not part of the student's state: checkpoints and inference are BERT4Rec's.
     """
 
+    is_student = True
     loss_names = ("ce_loss", "kd_loss")
 
     @classmethod
@@ -87,7 +89,7 @@ class MiniBERT(BERT4Rec):
         self.kd_alpha = config["kd_alpha"]
         self.kd_temperature = config["kd_temperature"]
         self.kd_teacher = config["kd_teacher"] if self.kd_alpha < 1 else None
-        self.teacher_score_kind = getattr(dataset, "teacher_score_kind", None)
+        self.teacher_score_kind = dataset.teacher_score_kind
         if self.kd_teacher == "online":
             # outside the module tree: not saved, not counted, never switched to train mode
             object.__setattr__(self, "teacher", load_frozen_teacher(config["teacher_model_file"], dataset, self.device))

@@ -14,12 +14,13 @@ from torch import nn
 from transformers import BertModel
 from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 
+from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.model.checks import check_choice, check_number, check_whole
 from recbole_distill.model.item_tokens import item_token_map, mask_items
 from recbole_distill.model.plm import default_plm_path, load_tokenizer_and_config
 
 
-class PreBERT(SequentialRecommender):
+class PreBERT(PluginRecommender, SequentialRecommender):
     r"""A pre-trained BERT fine-tuned on item sequences, items being words of its vocabulary.
 
     Each item is a vocabulary token (a seeded random one-to-one map, kept in the checkpoint as

@@ -11,9 +11,10 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_distill.data.dataset import TEACHER_TOPK
+from recbole_distill.model.abstract_recommender import PluginRecommender
 
 
-class TeacherRanking(SequentialRecommender):
+class TeacherRanking(PluginRecommender, SequentialRecommender):
     r"""Scores each sample by its row in the teacher artifact: the teacher's top-K items rank first, in the
     teacher's order (score ``K - rank``); every other item ranks after them in one fixed random order
     (seeded by ``seed``), since the teacher did not rank them. It has nothing to learn; like RecBole's

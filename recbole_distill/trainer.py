@@ -10,7 +10,9 @@ from recbole.utils import set_color
 from torch.optim.lr_scheduler import LambdaLR
 
 from recbole_distill.data.artifacts import atomic_write
+from recbole_distill.data.dataset import TARGET_POS
 from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 
 
 def resume_file_of(saved_model_file):
@@ -113,18 +115,49 @@ class CheckpointMixin:
         return result
 
 
+class HistoryFreeEvaluationMixin:
+    r"""Full-ranking evaluation that leaves out the items each user had before the target, for every model.
+
+    RecBole masks a user's training items when it ranks for a general recommender, but not for a sequential
+    one (its evaluation loader gives no ``history_index`` there), so a sequential model spends top-K places
+    on items the user already has. With ``eval_exclude_history`` (``~``: on exactly when no user has an
+    item twice, as ``teacher_exclude_history``) every item of the user's whole history before the sample's
+    target is masked, over more than the ``MAX_ITEM_LIST_LENGTH`` items the sample carries. The datasets of
+    :func:`~recbole_distill.utils.create_dataset` know those histories; for other datasets nothing changes.
+    """
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        dataset = eval_data._dataset
+        masks = hasattr(dataset, "history_index") and resolve_exclude_history(
+            self.config["eval_exclude_history"], dataset, key="eval_exclude_history"
+        )
+        self._history_of = dataset if masks else None
+        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        dataset = getattr(self, "_history_of", None)
+        if dataset is not None:
+            users, positions = interaction[dataset.uid_field].cpu(), interaction[TARGET_POS].cpu()
+            mask_history(scores, dataset, users, positions)
+        return interaction, scores, positive_u, positive_i
+
+
 def with_checkpoints(trainer_class):
-    """``trainer_class`` (one of RecBole's trainers) with :class:`CheckpointMixin`'s checkpoints."""
-    return type(trainer_class.__name__, (CheckpointMixin, trainer_class), {"__doc__": trainer_class.__doc__})
+    """``trainer_class`` (one of RecBole's trainers) with :class:`CheckpointMixin`'s checkpoints and
+    :class:`HistoryFreeEvaluationMixin`'s evaluation."""
+    bases = (CheckpointMixin, HistoryFreeEvaluationMixin, trainer_class)
+    return type(trainer_class.__name__, bases, {"__doc__": trainer_class.__doc__})
 
 
-class DistillTrainer(CheckpointMixin, Trainer):
+class DistillTrainer(CheckpointMixin, HistoryFreeEvaluationMixin, Trainer):
     r"""RecBole's :class:`~recbole.trainer.Trainer` that names each part of a distilled loss.
 
     A student's ``calculate_loss`` returns a tuple of loss parts (e.g. the model's own loss and the
     ranking distillation term); RecBole logs them as ``train_loss1, train_loss2``. This trainer logs
     and plots them under the names the model gives in ``loss_names``. Training, early stopping on
-    validation, checkpoints and evaluation are RecBole's; checkpoints resume (:class:`CheckpointMixin`).
+    validation, checkpoints and evaluation are RecBole's; checkpoints resume (:class:`CheckpointMixin`) and
+    evaluation can leave history items out (:class:`HistoryFreeEvaluationMixin`).
 
     With ``warmup_steps: n`` the learning rate rises linearly from 0 to ``learning_rate`` over the first
     ``n`` optimizer steps (as BERT is fine-tuned), then stays there.

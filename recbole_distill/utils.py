@@ -3,10 +3,11 @@
 import importlib
 
 from recbole.data import create_dataset as recbole_create_dataset
+from recbole.utils import ModelType
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
-from recbole_distill.data.dataset import TeacherSequentialDataset
+from recbole_distill.data.dataset import KeyedSequentialDataset, TeacherSequentialDataset
 from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.model.abstract_recommender import is_plugin_model
 
@@ -57,7 +58,10 @@ def get_trainer(model_type, model_name):
 
 
 def create_dataset(config):
-    """Build the dataset a model needs: students get teacher fields joined on, RecBole models RecBole's own."""
+    """Build the dataset a model needs: plugin models get teacher fields joined on, RecBole's sequential
+    models RecBole's samples with their keys (for history-free evaluation), the others RecBole's own."""
     if is_plugin_model(config.model_class):
         return TeacherSequentialDataset(config)
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["benchmark_filename"] is None:
+        return KeyedSequentialDataset(config)
     return recbole_create_dataset(config)

@@ -2,6 +2,10 @@
 
 import numpy as np
 import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.model.sequential_recommender import SASRec
+from recbole.utils import init_seed
 
 from recbole_distill import Config, run_recbole_distill
 from recbole_distill.data.artifacts import TeacherArtifacts
@@ -9,6 +13,7 @@ from recbole_distill.data.dataset import TARGET_POS, KeyedSequentialDataset
 from recbole_distill.errors import ConfigError
 from recbole_distill.teacher.export import export_teacher
 from recbole_distill.teacher.ranking import drop_history, resolve_exclude_history
+from recbole_distill.utils import create_dataset, get_trainer
 
 from conftest import SLICE
 
@@ -84,8 +89,9 @@ def test_exported_rankings_hold_no_history_item_and_replay_the_checkpoints_metri
     export_teacher(checkpoint, tmp_path / "plain", k=20, show_progress=False, exclude_history=False)
     plain = TeacherArtifacts(tmp_path / "plain").meta["ranking"]
     assert plain["exclude_history"] is False and "test_result_without_history" not in plain
-    replay = run_recbole_distill(model="TeacherRanking", dataset=SLICE,
-                                 config_dict={**base_config, "teacher_path": str(tmp_path / "plain")})["test_result"]
+    # (evaluated as RecBole does, with history items: the plain top-K holds them)
+    plain_config = {**base_config, "teacher_path": str(tmp_path / "plain"), "eval_exclude_history": False}
+    replay = run_recbole_distill(model="TeacherRanking", dataset=SLICE, config_dict=plain_config)["test_result"]
     assert replay == plain["test_result"] == ranking["test_result"]
     _, _, plain_topk, _, _ = TeacherArtifacts(tmp_path / "plain").ranking()
     in_history = [len(set(sequences[user_ids[r]][: samples[r, 1]]) & set(item_ids[plain_topk[r, :10]].tolist()))
@@ -106,3 +112,38 @@ def test_drop_history_moves_the_other_candidates_up(keyed):
     assert kept.tolist() == [[others[0], third, others[1], 0, 0], [others[2], second, 0, 0, 0]]
     assert np.allclose(kept_scores, [[0.8, 0.7, 0.6, 0.0, 0.0], [0.5, 0.4, 0.0, 0.0, 0.0]])
     assert topk[0].tolist() == [first, others[0], third, others[1], 0]  # the input is left as it was
+
+
+def test_evaluation_leaves_history_items_out_for_recbole_models_too(base_config, keyed):
+    """RecBole masks no history for sequential models; eval_exclude_history does, over the whole history."""
+    _, datasets = keyed
+    sequences = histories_from_samples(*keyed)
+    config = Config(model="SASRec", dataset=SLICE, config_dict=base_config)
+    dataset = create_dataset(config)
+    assert isinstance(dataset, KeyedSequentialDataset)  # RecBole's model, RecBole's samples, with their keys
+    _, _, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], True)
+    model = SASRec(config, test_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    results, masked = {}, []
+    evaluate_batch = trainer._full_sort_batch_eval
+
+    def keep(batched_data):
+        interaction, scores, positive_u, positive_i = evaluate_batch(batched_data)
+        users, positions = interaction["user_id"].tolist(), interaction[TARGET_POS].tolist()
+        masked.extend((sequences[u][:p], torch.isinf(s).nonzero().flatten().tolist()) for u, p, s in zip(users, positions, scores))
+        return interaction, scores, positive_u, positive_i
+
+    trainer._full_sort_batch_eval = keep
+    for setting in (False, True):
+        config["eval_exclude_history"] = setting
+        masked.clear()
+        results[setting] = trainer.evaluate(test_data, load_best_model=False)
+        # the padding item is always masked; the user's earlier items exactly when the setting is on
+        assert all(set(items) == ({0} | set(history) if setting else {0}) for history, items in masked)
+    assert max(len(history) for history, _ in masked) > config["MAX_ITEM_LIST_LENGTH"]
+    assert results[True]["ndcg@10"] >= results[False]["ndcg@10"]
+    config["eval_exclude_history"] = "sometimes"
+    with pytest.raises(ConfigError, match="eval_exclude_history"):
+        trainer.evaluate(test_data, load_best_model=False)

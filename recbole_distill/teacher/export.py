@@ -27,7 +27,7 @@ from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, TeacherSequentialDataset, default_teacher_path
 from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.quick_start import load_data_and_model
-from recbole_distill.teacher.ranking import WithoutHistory, mask_history, resolve_exclude_history
+from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 from recbole_distill.utils import get_trainer
 
 
@@ -120,7 +120,9 @@ def item_embedding_table(model):
     return None if table is None else table.weight[: model.n_items]
 
 
-def _evaluate(config, model, test_data, show_progress):
+def _evaluate(config, model, test_data, show_progress, exclude_history=False):
+    """RecBole's test result of ``model``, with or without the users' history items (``eval_exclude_history``)."""
+    config["eval_exclude_history"] = exclude_history
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=show_progress)
     return {key: float(value) for key, value in result.items()}
@@ -151,7 +153,7 @@ def export_teacher(
     info = {"teacher": f"{config['model']} checkpoint {model_file}", "trained_with": trained_with(config)}
     info.update(score_kind="logit", exclude_history=exclude_history, test_result=test_result)
     if exclude_history:
-        info["test_result_without_history"] = _evaluate(config, WithoutHistory(model, dataset), test_data, show_progress)
+        info["test_result_without_history"] = _evaluate(config, model, test_data, show_progress, exclude_history=True)
         logger.info(set_color("without history items", "yellow") + f": {info['test_result_without_history']}")
 
     columns = {"topk": [], "scores": [], "target_scores": [], "samples": []}

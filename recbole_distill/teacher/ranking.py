@@ -8,20 +8,16 @@ history, not only the ``MAX_ITEM_LIST_LENGTH`` items the sample carries.
 """
 
 import numpy as np
-import torch
 
-from recbole_distill.data.dataset import TARGET_POS
 from recbole_distill.errors import ConfigError
 
 
-def resolve_exclude_history(setting, dataset):
-    """``teacher_exclude_history`` as a bool: ``~`` is on for data without repeated (user, item) pairs."""
+def resolve_exclude_history(setting, dataset, key="teacher_exclude_history"):
+    """``teacher_exclude_history`` (or ``key``) as a bool: ``~`` is on for data without repeated (user, item) pairs."""
     if setting is None:
         return not dataset.has_repeats()
     if not isinstance(setting, bool):
-        raise ConfigError(
-            "teacher_exclude_history", setting, "True, False or ~ (on when no user has an item twice)"
-        )
+        raise ConfigError(key, setting, "True, False or ~ (on when no user has an item twice)")
     return setting
 
 
@@ -31,19 +27,6 @@ def mask_history(scores, dataset, users, positions, fill=float("-inf")):
     rows, items = dataset.history_index(users, positions)
     scores[rows.to(scores.device), items.to(scores.device)] = fill
     return scores
-
-
-class WithoutHistory(torch.nn.Module):
-    """``model`` whose full-ranking scores leave out the items each user had before the sample's target:
-    RecBole's evaluator then measures exactly the rankings a history-free teacher stores."""
-
-    def __init__(self, model, dataset):
-        super().__init__()
-        self.model, self.dataset = model, dataset
-
-    def full_sort_predict(self, interaction):
-        scores = self.model.full_sort_predict(interaction).view(len(interaction), -1)
-        return mask_history(scores, self.dataset, interaction[self.dataset.uid_field].cpu(), interaction[TARGET_POS].cpu())
 
 
 def drop_history(topk, scores, dataset, users, positions, chunk=1 << 13):

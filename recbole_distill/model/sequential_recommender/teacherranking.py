@@ -20,9 +20,9 @@ class TeacherRanking(PluginRecommender, SequentialRecommender):
     (seeded by ``seed``), since the teacher did not rank them. It has nothing to learn; like RecBole's
     ``Pop`` it carries one dummy parameter so that RecBole's trainer runs it unchanged.
 
-    RecBole removes the user's history items from the ranking before computing metrics; the teacher may
-    have ranked some of them, so with a top-K of K items at most K survive (``teacher.yaml`` records the
-    teacher checkpoint's own test result for comparison).
+    With K = 20 stored it reproduces the teacher checkpoint's @10 and @20 test metrics, which ``teacher.yaml``
+    records: the history-free ones (``test_result_without_history``) under ``eval_exclude_history``, the
+    plain ones for a folder that kept history items, evaluated as RecBole does.
     """
 
     input_type = InputType.POINTWISE

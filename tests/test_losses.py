@@ -70,24 +70,65 @@ def test_sequence_confidence_weights_rows_by_teacher_certainty():
     topk = torch.tensor([[2, 3, 1], [5, 2, 0]])  # the second row has only two candidates
     distances = torch.zeros(2, 3)
     target_distances = torch.tensor([1.0, 3.0])
-    # per-row confidence: softmax over the batch of -distance(true item), times 2 rows, spread over K
+    # per-row confidence: softmax over the batch of -distance(true item), times 2 rows: each row's total;
+    # inside the row the confidence part of the mix is spread evenly over its candidates
     c = [2 * p for p in softmax([-1.0, -3.0])]
     w_p = [softmax([-1, -2, -3]), softmax([-1, -2]) + [0]]
-    w_c = [[c[0] / 3] * 3, [c[1] / 2] * 2 + [0]]
+    w_c = [[1 / 3] * 3, [1 / 2] * 2 + [0]]
     w_o = [[0, 0, 1], [1, 0, 0]]  # student top-3 is {4, 1, 5}
-    expected_w = [mix((0.3, 0.5, 0.1), w_p[r], w_c[r], w_o[r]) for r in range(2)]
+    expected_w = [[c[r] * w for w in mix((0.3, 0.5, 0.1), w_p[r], w_c[r], w_o[r])] for r in range(2)]
 
     weights = ranking_distillation_weights(
         scores, topk, distances, confidence="sequence", teacher_target_scores=target_distances
     )
     for row in range(2):
         assert weights[row].tolist() == pytest.approx(expected_w[row], rel=1e-6, abs=1e-12)
+    assert weights.sum(dim=1).tolist() == pytest.approx(c, rel=1e-6)
     y = [[-1.0, 0.5, 2.0], [1.0, -1.0]]
     expected = sum(-sum(w * log_sigmoid(v) for w, v in zip(expected_w[r], y[r])) for r in range(2)) / 2
     loss = ranking_distillation_loss(
         scores, topk, distances, confidence="sequence", teacher_target_scores=target_distances
     )
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_sequence_confidence_totals_order_as_the_target_distances():
+    target_distances = torch.tensor([0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0])
+    topk = torch.tensor([[2, 3, 1]]).repeat(8, 1)
+    weights = ranking_distillation_weights(
+        SCORES.repeat(8, 1), topk, torch.zeros(8, 3), confidence="sequence", teacher_target_scores=target_distances
+    )
+    totals = weights.sum(dim=1)
+    assert (totals[1:] < totals[:-1]).all()  # the closer the true item, the larger the sample's share
+    assert totals.mean().item() == pytest.approx(1.0, rel=1e-6)
+    assert totals.tolist() == pytest.approx([8 * p for p in softmax([-d for d in target_distances.tolist()])], rel=1e-5)
+
+
+def official_confidence(distances):
+    """The official DLLM2Rec code's candidate confidence (main.py), transcribed: float32 torch,
+    ``weight = exp(-conf) + 1e-8`` normalised over the K candidates of each row."""
+    conf = torch.tensor(distances, dtype=torch.float32)
+    weight = torch.exp(-conf) + 1e-8
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def test_official_confidence_is_the_official_formula_up_to_large_distances():
+    topk = torch.tensor([[2, 3, 1]])
+    for row in ([0.5, 1.0, 2.0], [5.0, 9.0, 14.0], [12.0, 16.0, 20.0], [18.0, 25.0, 40.0], [60.0, 100.0, 150.0]):
+        weights = ranking_distillation_weights(
+            SCORES, topk, torch.tensor([row]), gammas=(0.0, 1.0, 0.0), confidence="official"
+        )
+        assert weights[0].tolist() == pytest.approx(official_confidence([row])[0].tolist(), rel=1e-5, abs=1e-7)
+    # small distances: the softmax ("candidate"); LLaMA-sized ones: uniform, while the softmax stays sharp
+    far = torch.tensor([[30.0, 35.0, 40.0]])
+    official = ranking_distillation_weights(SCORES, topk, far, gammas=(0.0, 1.0, 0.0), confidence="official")
+    candidate = ranking_distillation_weights(SCORES, topk, far, gammas=(0.0, 1.0, 0.0), confidence="candidate")
+    assert official[0].tolist() == pytest.approx([1 / 3] * 3, rel=1e-2)
+    assert candidate[0, 0].item() > 0.85
+    near = torch.tensor([[1.0, 2.0, 4.0]])
+    assert ranking_distillation_weights(SCORES, topk, near, confidence="official")[0].tolist() == pytest.approx(
+        ranking_distillation_weights(SCORES, topk, near, confidence="candidate")[0].tolist(), rel=1e-6
+    )
 
 
 def test_official_and_bce_negative_terms():

@@ -121,6 +121,7 @@ def test_inference_uses_the_cached_table(base_config, teacher_dir):
         {"ed_scope": "input", "ed_projector": "mlp"},
         {"ed_offset": False, "rd_negative": None},
         {"rd_confidence": "sequence", "rd_negative": "bce", "teacher_k": 20},
+        {"rd_confidence": "official", "rd_negative_exclude_history": True},
     ],
 )
 def test_variants_train_a_batch(base_config, teacher_dir, overrides):
@@ -146,6 +147,7 @@ def test_variants_train_a_batch(base_config, teacher_dir, overrides):
         ("teacher_k", 0, "'teacher_k' = 0"),
         ("rd_confidence", "global", "'rd_confidence' = 'global'"),
         ("ed_scope", "output", "'ed_scope' = 'output'"),
+        ("rd_negative_exclude_history", "yes", "'rd_negative_exclude_history' = 'yes'"),
         ("ed_projector", "transformer", "'ed_projector'"),
         ("warmup_steps", -1, "'warmup_steps' = -1: expected a whole number >= 0"),
     ],
@@ -169,3 +171,19 @@ def test_student_defaults_layer_recbole_then_plugin(base_config):
     assert config["rd_weight"] == 0.7 and config["rd_gammas"] == [0.3, 0.5, 0.1]  # the plugin's DLLM2Rec.yaml
     assert config["train_neg_sample_args"]["distribution"] == "none"  # the plugin's overall.yaml
     assert Config(model="DLLM2RecGRU4Rec", dataset=SLICE, config_dict={})["embedding_size"] == 64
+
+
+def test_the_negative_can_avoid_the_samples_history():
+    """rd_negative_exclude_history: the official code draws the negative outside history and target."""
+    owner = type("Student", (), {"n_items": 9})()  # items 1..8; 0 is padding
+    targets = torch.tensor([3, 8, 1] * 200)
+    history = torch.tensor([[1, 2, 4, 5, 0], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6]] * 200)
+    torch.manual_seed(0)
+    for sample_history, allowed in ((None, None), (history, [{6, 7, 8}, {6, 7}, {7, 8}] * 200)):
+        negatives = dllm2rec.DLLM2Rec._sample_negatives(owner, targets, sample_history)
+        assert ((negatives >= 1) & (negatives <= 8) & (negatives != targets)).all()
+        if allowed is not None:
+            assert all(n in a for n, a in zip(negatives.tolist(), allowed))
+            assert set(negatives[1::3].tolist()) == {6, 7}  # still uniform over what is left
+    # without the option the history is not avoided: some negatives fall into it
+    assert (dllm2rec.DLLM2Rec._sample_negatives(owner, targets)[:, None] == history).any(dim=1).any()

@@ -55,6 +55,7 @@ class DLLM2Rec(PluginRecommender):
         check_whole(config, "teacher_k", low=1, meaning="teacher candidates per sample")
         check_choice(config, "rd_confidence", CONFIDENCE_MODES)
         check_choice(config, "rd_negative", (None,) + NEGATIVE_TERMS)
+        check_choice(config, "rd_negative_exclude_history", (True, False))
         check_choice(config, "ed_projector", PROJECTORS)
         check_choice(config, "ed_scope", SCOPES)
         check_choice(config, "ed_offset", (True, False))
@@ -73,6 +74,7 @@ class DLLM2Rec(PluginRecommender):
         self.rd_beta = config["rd_beta"]
         self.rd_confidence = config["rd_confidence"]
         self.rd_negative = config["rd_negative"]
+        self.rd_negative_exclude_history = config["rd_negative_exclude_history"]
         self.teacher_score_kind = dataset.teacher_score_kind
 
         if config["ed_weight"]:
@@ -125,7 +127,9 @@ class DLLM2Rec(PluginRecommender):
             scores = self.full_sort_predict(interaction)
         negative_scores = None
         if self.rd_negative:
-            negative_scores = scores.gather(1, self._sample_negatives(interaction[self.POS_ITEM_ID])[:, None])[:, 0]
+            history = interaction[self.ITEM_SEQ] if self.rd_negative_exclude_history else None
+            negatives = self._sample_negatives(interaction[self.POS_ITEM_ID], history)
+            negative_scores = scores.gather(1, negatives[:, None])[:, 0]
         rd_loss = ranking_distillation_loss(
             scores,
             interaction[TEACHER_TOPK],
@@ -140,7 +144,18 @@ class DLLM2Rec(PluginRecommender):
         )
         return rec_loss, self.rd_weight * rd_loss
 
-    def _sample_negatives(self, targets):
-        """One uniform item per row other than padding and the row's target (official code: 1 negative)."""
+    def _sample_negatives(self, targets, history=None, max_draws=100):
+        """One uniform item per row other than padding and the row's target (official code: 1 negative);
+        with ``history`` (``[B, L]``, the rows' item sequences) also outside the row's history, as the
+        official code draws it, by redrawing the rows that hit it (at most ``max_draws`` times)."""
         negatives = torch.randint(1, self.n_items - 1, targets.shape, device=targets.device)
-        return negatives + (negatives >= targets).long()
+        negatives = negatives + (negatives >= targets).long()
+        if history is None:
+            return negatives
+        for _ in range(max_draws):
+            hit = (negatives[:, None] == history).any(dim=1)
+            if not hit.any():
+                break
+            redrawn = torch.randint(1, self.n_items - 1, (int(hit.sum()),), device=targets.device)
+            negatives[hit] = redrawn + (redrawn >= targets[hit]).long()
+        return negatives

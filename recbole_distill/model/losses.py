@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 SCORE_KINDS = ("distance", "logit", "prob")
-CONFIDENCE_MODES = ("candidate", "sequence")
+CONFIDENCE_MODES = ("candidate", "official", "sequence")
 NEGATIVE_TERMS = ("official", "bce")
 
 
@@ -46,15 +46,20 @@ def ranking_distillation_weights(
     ``t_1..t_K`` of each row, where
 
     - position (eq. 6): ``w^p_sk = softmax_k(-k / beta)``, k = 1..K the teacher's rank;
-    - confidence (eq. 7), ``confidence="candidate"`` (official code): ``softmax_k`` of the teacher's
-      score of each candidate read by ``score_kind`` (``-distance``, ``logit`` or ``log prob``);
-      ``confidence="sequence"`` (paper text): one weight per row from the teacher's score of the true
-      item (``teacher_target_scores``), ``softmax`` over the rows of the batch, scaled so that it has
-      the same mass per row as ``w^p`` on average, and spread evenly over the row's candidates;
+    - confidence (eq. 7), per candidate from the teacher's score of each, read by ``score_kind`` as
+      ``c_sk`` (``-distance``, ``logit`` or ``log prob``): ``confidence="candidate"``: ``softmax_k(c_sk)``;
+      ``confidence="official"``: the official code's ``(exp(c_sk) + 1e-8) / sum_k' (exp(c_sk') + 1e-8)``,
+      equal to the softmax while the candidates' ``exp(c)`` are well above ``1e-8`` and uniform once they
+      all fall below it (L2 distances above about 18, as a LLaMA teacher's are);
+      ``confidence="sequence"`` (paper text): one confidence per row from the teacher's score of the true
+      item (``teacher_target_scores``), ``softmax`` over the rows of the batch times their number (mean 1
+      over the rows with a teacher); it scales the row's total weight, and its place in the mix is
+      spread evenly over the row's candidates;
     - consistency (eq. 8): ``w^o_sk = 1`` if ``t_k`` is also in the student's top-K of ``scores``.
 
-    Candidates with id 0 (padding, "no candidate") get weight 0; the weights of a row sum to 1, or to 0
-    if the row has no candidate. Computed without gradient.
+    Candidates with id 0 (padding, "no candidate") get weight 0; the weights of a row sum to 1 (to the
+    row's confidence with ``confidence="sequence"``), or to 0 if the row has no candidate. Computed
+    without gradient.
 
     Args:
         scores (torch.Tensor): ``[B, n_items]`` student scores; column 0 is the padding item.
@@ -77,15 +82,19 @@ def ranking_distillation_weights(
     ranks = torch.arange(1, k + 1, device=scores.device, dtype=scores.dtype).expand(n_rows, k)
     position = _masked_softmax(-ranks / beta, valid, dim=1)
 
+    row_confidence = None
     if confidence == "candidate":
         conf = _masked_softmax(_confidence_logits(teacher_scores.to(scores.dtype), score_kind), valid, dim=1)
+    elif confidence == "official":
+        floored = (torch.exp(_confidence_logits(teacher_scores.to(scores.dtype), score_kind)) + 1e-8) * valid
+        conf = floored / floored.sum(dim=1, keepdim=True).clamp_min(torch.finfo(floored.dtype).tiny)
     elif confidence == "sequence":
         if teacher_target_scores is None:
             raise ValueError("confidence='sequence' needs teacher_target_scores, the teacher's score of the true item")
         has_teacher = valid.any(dim=1) & torch.isfinite(teacher_target_scores)
         target_logits = torch.nan_to_num(_confidence_logits(teacher_target_scores.to(scores.dtype), score_kind))
-        per_row = _masked_softmax(target_logits, has_teacher, dim=0) * has_teacher.sum()
-        conf = per_row[:, None] * valid / valid.sum(dim=1, keepdim=True).clamp_min(1)
+        row_confidence = _masked_softmax(target_logits, has_teacher, dim=0) * has_teacher.sum()
+        conf = valid / valid.sum(dim=1, keepdim=True).clamp_min(1)
     else:
         raise ValueError(f"confidence must be one of {CONFIDENCE_MODES}, got {confidence!r}")
 
@@ -93,7 +102,8 @@ def ranking_distillation_weights(
     consistency = ((teacher_topk[:, :, None] == candidates[:, None, :]).any(dim=2) & valid).to(scores.dtype)
 
     mixed = (gamma_p * position + gamma_c * conf + gamma_o * consistency) * valid
-    return mixed / mixed.sum(dim=1, keepdim=True).clamp_min(torch.finfo(mixed.dtype).tiny)
+    weights = mixed / mixed.sum(dim=1, keepdim=True).clamp_min(torch.finfo(mixed.dtype).tiny)
+    return weights if row_confidence is None else weights * row_confidence[:, None]
 
 
 def ranking_distillation_loss(

@@ -10,13 +10,25 @@
 import argparse
 import sys
 
+import yaml
+
 from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.quick_start import run, run_recbole_distill
 
+def named_in(config_file, keys):
+    """Which of ``keys`` the YAML file ``config_file`` sets."""
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise RecBoleDistillError(f"cannot read the config file '{config_file}': {e}") from None
+    return {key for key in keys if isinstance(values, dict) and values.get(key) is not None}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", "-m", type=str, default="DLLM2RecSASRec", help="name of models")
-    parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="name of datasets")
+    parser.add_argument("--model", "-m", type=str, default=None, help="name of models (default: DLLM2RecSASRec)")
+    parser.add_argument("--dataset", "-d", type=str, default=None, help="name of datasets (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="config files")
     parser.add_argument("--nproc", type=int, default=1, help="the number of process in this group")
     parser.add_argument("--ip", type=str, default="localhost", help="the ip of master node")
@@ -28,12 +40,16 @@ if __name__ == "__main__":
 
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     try:
+        # a model or dataset named in a config file is used unless the command line names one
+        named = set().union(*(named_in(file, ("model", "dataset")) for file in config_file_list or []))
+        model = args.model or (None if "model" in named else "DLLM2RecSASRec")
+        dataset = args.dataset or (None if "dataset" in named else "ml-100k")
         if args.resume:
             run_recbole_distill(resume_file=args.resume)
         else:
             run(
-                args.model,
-                args.dataset,
+                model,
+                dataset,
                 config_file_list=config_file_list,
                 nproc=args.nproc,
                 world_size=args.world_size,

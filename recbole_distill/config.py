@@ -32,7 +32,9 @@ class Config(RecBoleConfig):
     ``properties/dataset/<dataset>.yaml`` (and ``data_path`` is this checkout's ``dataset/`` folder when the
     data set was converted there), then, for plugin models, ``properties/model/<Model>.yaml``
     over the defaults of the RecBole model it extends.
-    Config files, ``config_dict`` and ``--key=value`` flags override them all, as in RecBole.
+    Config files, ``config_dict`` and ``--key=value`` flags override them all, as in RecBole. A model that
+    trains with ``loss_type: CE`` gets no negative sampling unless ``train_neg_sample_args`` is given
+    (RecBole refuses both together); every other model keeps RecBole's.
     """
 
     def _get_model_and_dataset(self, model, dataset):
@@ -78,8 +80,12 @@ class Config(RecBoleConfig):
             config.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self):
-        super()._set_default_parameters()
         config = self.final_config_dict
+        if config.get("loss_type") == "CE" and "train_neg_sample_args" not in self.external_config_dict:
+            # RecBole refuses its own default negative sampling for a sequential model with loss_type CE;
+            # a model or loss that needs negatives (BPR, loss_type: BPR) keeps RecBole's sampling
+            config["train_neg_sample_args"] = None
+        super()._set_default_parameters()
         if is_plugin_model(self.model_class):
             if config.get("warmup_steps") is not None:
                 # every plugin model trains with DistillTrainer, which reads this key

@@ -4,8 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from recbole_distill.data.artifacts import TeacherArtifacts
 from recbole_distill.data.dataset import default_teacher_path
+
+from conftest import SLICE
 
 SCRIPT = Path(__file__).resolve().parent.parent / "run_recbole_distill.py"
 SHRINK = ["--epochs=1", "--MAX_ITEM_LIST_LENGTH=5", "--n_layers=1", "--hidden_size=16", "--inner_size=32",
@@ -41,3 +45,13 @@ def test_a_bad_flag_is_one_clear_line_not_a_traceback(tmp_path):
     assert out.returncode == 1
     assert "recbole-distill: error: config key 'rd_weight' = -1" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_model_and_dataset_of_a_config_file_are_the_ones_trained(base_config, tmp_path):
+    config_file = tmp_path / "my.yaml"
+    config_file.write_text(yaml.safe_dump({**base_config, "model": "GRU4Rec", "dataset": SLICE, "epochs": 1}))
+    for flags, trained in (([], "GRU4Rec"), (["--model=SASRec"], "SASRec")):  # the command line still wins
+        out = subprocess.run([sys.executable, str(SCRIPT), f"--config_files={config_file}", *flags],
+                             cwd=tmp_path, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f" {trained}(\n" in out.stdout + out.stderr  # the model RecBole built and logged

@@ -165,11 +165,18 @@ def test_recbole_models_run_through_the_same_harness(base_config, tmp_path):
     assert get_model("SASRec") is SASRec
 
 
+@pytest.mark.parametrize("model, extra", [("BPR", {}), ("SASRec", {"loss_type": "BPR"}), ("DLLM2RecGRU4Rec", {"loss_type": "BPR"})])
+def test_pairwise_models_and_losses_keep_recboles_negative_sampling(base_config, teacher_dir, tmp_path, model, extra):
+    config = {**base_config, "checkpoint_dir": str(tmp_path), "teacher_path": str(teacher_dir), **extra}
+    assert Config(model=model, dataset=SLICE, config_dict=config)["train_neg_sample_args"]["distribution"] == "uniform"
+    assert "ndcg@10" in run_recbole_distill(model=model, dataset=SLICE, config_dict=config)["test_result"]
+
+
 def test_student_defaults_layer_recbole_then_plugin(base_config):
     config = Config(model="DLLM2RecSASRec", dataset=SLICE, config_dict={})
     assert config["n_layers"] == 2 and config["hidden_dropout_prob"] == 0.5  # RecBole's SASRec.yaml
     assert config["rd_weight"] == 0.7 and config["rd_gammas"] == [0.3, 0.5, 0.1]  # the plugin's DLLM2Rec.yaml
-    assert config["train_neg_sample_args"]["distribution"] == "none"  # the plugin's overall.yaml
+    assert config["train_neg_sample_args"]["distribution"] == "none"  # loss_type CE: no negative sampling
     assert Config(model="DLLM2RecGRU4Rec", dataset=SLICE, config_dict={})["embedding_size"] == 64
 
 

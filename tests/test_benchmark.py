@@ -14,6 +14,7 @@ from recbole_distill.benchmark.__main__ import plan
 from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, summarise, write_plots, write_table
 
 from conftest import SLICE, TINY
+from test_resume import _epoch_of
 
 
 def row(model, seed, ndcg, seconds, variant=""):
@@ -124,3 +125,38 @@ def test_stopping_the_benchmark_stops_its_run(base_config, tmp_path):
     time.sleep(0.5)
     assert not Path(f"/proc/{run[0]}").exists() or "zombie" in Path(f"/proc/{run[0]}/status").read_text()
     assert read_runs(tmp_path / "out" / "runs.csv") == []
+
+
+def test_a_benchmark_stopped_mid_run_resumes_that_run(base_config, teacher_dir, tmp_path):
+    # small batches make an epoch last a few seconds, so the stop lands inside the run
+    config = {**base_config, "train_batch_size": 64, "epochs": 4, "stopping_step": 10, "teacher_path": str(teacher_dir)}
+    config.pop("checkpoint_dir")
+    flags = [f"--{key}={json.dumps(value) if isinstance(value, dict) else value}" for key, value in config.items()]
+
+    def command(output):
+        return [sys.executable, "-m", "recbole_distill.benchmark", f"--dataset={SLICE}", "--models=DLLM2RecGRU4Rec",
+                "--seeds=7", f"--output={output}", *flags]
+
+    subprocess.run(command(tmp_path / "whole"), cwd=tmp_path, check=True, capture_output=True)
+    benchmark = subprocess.Popen(command(tmp_path / "out"), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_folder = tmp_path / "out" / "checkpoints" / "DLLM2RecGRU4Rec-7"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and benchmark.poll() is None:
+            resume_files = list(run_folder.glob("*-resume.pth"))
+            if resume_files and _epoch_of(resume_files[0]) == 2:  # epoch 2 has started
+                break
+            time.sleep(0.05)
+        assert benchmark.poll() is None, "the run ended before it could be stopped"
+        benchmark.send_signal(signal.SIGTERM)
+        benchmark.wait(timeout=30)
+    finally:
+        benchmark.kill()
+    assert read_runs(tmp_path / "out" / "runs.csv") == []
+
+    subprocess.run(command(tmp_path / "out"), cwd=tmp_path, check=True, capture_output=True)
+    [whole], [resumed] = read_runs(tmp_path / "whole" / "runs.csv"), read_runs(tmp_path / "out" / "runs.csv")
+    assert {k: v for k, v in resumed.items() if k.startswith(("test_", "valid_"))} == {
+        k: v for k, v in whole.items() if k.startswith(("test_", "valid_"))}
+    assert resumed["epochs"] == whole["epochs"] == "4"  # the epochs before the stop count too
+    assert not list(run_folder.glob("*-resume.pth"))  # removed once the run finished

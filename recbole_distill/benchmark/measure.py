@@ -14,6 +14,7 @@ from logging import getLogger
 import torch
 
 from recbole_distill.benchmark.bootstrap import evaluate_per_user
+from recbole_distill.cli import run_command
 from recbole_distill.quick_start import load_data_and_model, prepare_run
 
 
@@ -55,20 +56,15 @@ def teacher_costs(model_file):
     return inference_seconds_per_1000_users(model, test_data), trainable_parameters(model)
 
 
-def measure(model, dataset, config_file_list=None, config_dict=None):
-    """Train, select on validation, test, and measure: the result row of one benchmark run."""
-    config, _, train_data, valid_data, test_data, net, trainer = prepare_run(model, dataset, config_file_list, config_dict)
+def measure(model, dataset, config_file_list=None, config_dict=None, resume_file=None):
+    """Train, select on validation, test, and measure: the result row of one benchmark run.
 
-    epoch_seconds = []
-    train_epoch = trainer._train_epoch
-
-    def timed_train_epoch(*args, **kwargs):
-        start = time.perf_counter()
-        losses = train_epoch(*args, **kwargs)
-        epoch_seconds.append(time.perf_counter() - start)
-        return losses
-
-    trainer._train_epoch = timed_train_epoch
+    With ``resume_file`` the run continues the interrupted one that wrote it; the epochs it trained before
+    the interruption count in ``epochs`` and ``seconds_per_epoch``, ``wall_seconds`` is this process's.
+    """
+    config, _, train_data, valid_data, test_data, net, trainer = prepare_run(
+        model, dataset, config_file_list, config_dict, resume_file
+    )
     start = time.perf_counter()
     best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
     test_result, users, per_user = evaluate_per_user(trainer, test_data, config["valid_metric"])
@@ -86,8 +82,8 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
         "seed": config["seed"],
         **{f"test_{key}": float(value) for key, value in test_result.items()},
         f"valid_{config['valid_metric'].lower()}": float(best_valid_score),
-        "epochs": len(epoch_seconds),
-        "seconds_per_epoch": statistics.median(epoch_seconds),
+        "epochs": len(trainer.train_epoch_seconds),
+        "seconds_per_epoch": statistics.median(trainer.train_epoch_seconds),
         "inference_seconds_per_1000_users": inference,
         "parameters": parameters,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -98,7 +94,7 @@ def measure(model, dataset, config_file_list=None, config_dict=None):
 
 
 if __name__ == "__main__":
-    # python -m recbole_distill.benchmark.measure '<json: model, dataset, config_file_list, config_dict>'
+    # python -m recbole_distill.benchmark.measure '<json: model, dataset, config_file_list, config_dict[, resume_file]>'
     spec = json.loads(sys.argv[1])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value flags from sys.argv
-    print("BENCHMARK_RESULT " + json.dumps(measure(**spec)), flush=True)
+    run_command(lambda: print("BENCHMARK_RESULT " + json.dumps(measure(**spec)), flush=True))

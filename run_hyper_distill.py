@@ -7,28 +7,25 @@ Each trial trains and validates (never tests); the trials, best first, go to --o
 Other --key=value flags reach every trial's config, as in RecBole.
 """
 
-import argparse
-import sys
-
-from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
 from recbole_distill.hyper import tune, write_trials
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
+def main():
+    parser = ArgumentParser()
     parser.add_argument("--model", "-m", type=str, default="DLLM2RecSASRec", help="name of models")
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", type=str, default=None, help="fixed config files")
     parser.add_argument("--params_file", type=str, default="properties/hyper/DLLM2Rec.hyper", help="search space")
-    parser.add_argument("--algo", type=str, default="exhaustive", help="exhaustive, random or bayes (hyperopt)")
-    parser.add_argument("--max_evals", type=int, default=100, help="trials for random / bayes")
+    parser.add_argument("--algo", choices=("exhaustive", "random", "bayes"), default="exhaustive", help="hyperopt's search")
+    parser.add_argument("--max_evals", type=positive_int, default=100, help="trials for random / bayes")
     parser.add_argument("--output_file", type=str, default=None, help="default: hyper_<model>.md")
     args, _ = parser.parse_known_args()
 
-    config_file_list = args.config_files.strip().split(" ") if args.config_files else None
-    try:
-        hyper = tune(args.model, args.dataset, args.params_file, config_file_list, args.algo, args.max_evals)
-    except RecBoleDistillError as e:
-        sys.exit(f"recbole-distill: error: {e}")
+    hyper = tune(args.model, args.dataset, args.params_file, config_files(args.config_files), args.algo, args.max_evals)
     output_file = args.output_file or f"hyper_{args.model}.md"
     write_trials(hyper, output_file)
     print(f"best values (validation {hyper.best_score:.4f}): {hyper.params2str(hyper.best_params)}; all trials: {output_file}")
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -7,11 +7,9 @@
     python run_recbole_distill.py --resume=saved/DLLM2RecSASRec-...-resume.pth   # continue a killed run
 """
 
-import argparse
-import sys
-
 import yaml
 
+from recbole_distill.cli import ArgumentParser, config_files, run_command
 from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.quick_start import run, run_recbole_distill
 
@@ -25,8 +23,8 @@ def named_in(config_file, keys):
     return {key for key in keys if isinstance(values, dict) and values.get(key) is not None}
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
+def main():
+    parser = ArgumentParser()
     parser.add_argument("--model", "-m", type=str, default=None, help="name of models (default: DLLM2RecSASRec)")
     parser.add_argument("--dataset", "-d", type=str, default=None, help="name of datasets (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="config files")
@@ -38,24 +36,25 @@ if __name__ == "__main__":
     parser.add_argument("--resume", type=str, default=None, help="the -resume.pth file of an interrupted run")
     args, _ = parser.parse_known_args()
 
-    config_file_list = args.config_files.strip().split(" ") if args.config_files else None
-    try:
-        # a model or dataset named in a config file is used unless the command line names one
-        named = set().union(*(named_in(file, ("model", "dataset")) for file in config_file_list or []))
-        model = args.model or (None if "model" in named else "DLLM2RecSASRec")
-        dataset = args.dataset or (None if "dataset" in named else "ml-100k")
-        if args.resume:
-            run_recbole_distill(resume_file=args.resume)
-        else:
-            run(
-                model,
-                dataset,
-                config_file_list=config_file_list,
-                nproc=args.nproc,
-                world_size=args.world_size,
-                ip=args.ip,
-                port=args.port,
-                group_offset=args.group_offset,
-            )
-    except RecBoleDistillError as e:
-        sys.exit(f"recbole-distill: error: {e}")
+    config_file_list = config_files(args.config_files)
+    # a model or dataset named in a config file is used unless the command line names one
+    named = set().union(*(named_in(file, ("model", "dataset")) for file in config_file_list or []))
+    model = args.model or (None if "model" in named else "DLLM2RecSASRec")
+    dataset = args.dataset or (None if "dataset" in named else "ml-100k")
+    if args.resume:
+        run_recbole_distill(resume_file=args.resume)
+    else:
+        run(
+            model,
+            dataset,
+            config_file_list=config_file_list,
+            nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
+        )
+
+
+if __name__ == "__main__":
+    run_command(main)

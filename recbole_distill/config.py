@@ -1,8 +1,11 @@
 """RecBole's Config, taught where the plugin's models and their defaults live."""
 
+import os
+
 import torch
 from recbole.config import Config as RecBoleConfig
 
+from recbole_distill.errors import ConfigError
 from recbole_distill.model.abstract_recommender import is_plugin_model
 from recbole_distill.model.checks import check_whole
 from recbole_distill.paths import DATASET_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
@@ -86,6 +89,9 @@ class Config(RecBoleConfig):
             # a model or loss that needs negatives (BPR, loss_type: BPR) keeps RecBole's sampling
             config["train_neg_sample_args"] = None
         super()._set_default_parameters()
+        checkpoint_dir = config.get("checkpoint_dir")
+        if isinstance(checkpoint_dir, str) and os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+            raise ConfigError("checkpoint_dir", checkpoint_dir, "a folder for checkpoints; this path is a file")
         if is_plugin_model(self.model_class):
             if config.get("warmup_steps") is not None:
                 # every plugin model trains with DistillTrainer, which reads this key

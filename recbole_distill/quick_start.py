@@ -12,19 +12,49 @@ import torch
 import torch.multiprocessing as mp
 from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
-from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+from recbole.utils import ModelType, get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_distill.config import Config
-from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.errors import ConfigError, RecBoleDistillError
+from recbole_distill.model.abstract_recommender import is_plugin_model
 from recbole_distill.utils import create_dataset, get_model, get_trainer
 
 
 def _load_checkpoint(model_file):
-    checkpoint = torch.load(model_file, map_location="cpu")
+    """A checkpoint saved by RecBole's or recbole-distill's trainer, or a one-line error saying why not."""
+    if not os.path.isfile(model_file):
+        raise RecBoleDistillError(
+            f"checkpoint '{model_file}' does not exist (or is not a file). Pass a .pth file that "
+            "run_recbole_distill.py saved in its checkpoint_dir."
+        )
+    try:
+        checkpoint = torch.load(model_file, map_location="cpu")
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        raise RecBoleDistillError(
+            f"cannot read checkpoint '{model_file}' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "it is truncated, corrupt or not a torch file. Use a checkpoint from a finished run."
+        ) from None
+    if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= checkpoint.keys():
+        raise RecBoleDistillError(
+            f"'{model_file}' is not a RecBole checkpoint (no config and state_dict in it); pass a .pth file "
+            "that run_recbole_distill.py saved."
+        )
     config = checkpoint["config"]
     # a checkpoint saved on a GPU machine still loads on a CPU-only one
     config["device"] = torch.device("cuda" if config["use_gpu"] and torch.cuda.is_available() else "cpu")
     return checkpoint
+
+
+def checkpoint_config(model_file, purpose=None):
+    """The config a checkpoint was trained with; ``purpose`` (e.g. ``"teacher export"``) also requires a
+    sequential model, the only kind the plugin's exports handle."""
+    config = _load_checkpoint(model_file)["config"]
+    if purpose and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise RecBoleDistillError(
+            f"'{model_file}' holds a {config['model']} ({config['MODEL_TYPE'].name.lower()} model); {purpose} "
+            "needs a sequential recommender (SASRec, the DLLM2Rec students, PreBERT, ...)."
+        )
+    return config
 
 
 def _resume_config(resume_file):
@@ -154,6 +184,10 @@ def run(
     Returns:
         dict: rank 0's result (see :func:`run_recbole_distill`).
     """
+    if not (isinstance(nproc, int) and nproc >= 1):
+        raise ConfigError("nproc", nproc, "a whole number >= 1: the processes to start on this machine")
+    if not (isinstance(world_size, int) and (world_size == -1 or world_size >= nproc)):
+        raise ConfigError("world_size", world_size, f"-1 (= nproc) or a whole number >= nproc ({nproc}): all processes")
     if nproc == 1 and world_size <= 0:
         return run_recbole_distill(model, dataset, config_file_list, config_dict, saved)
     distributed = {
@@ -188,7 +222,11 @@ def run(
 def load_data_and_model(model_file, dataset_class=None, config_update=None):
     r"""Load a checkpoint with its data, as ``recbole.quick_start.load_data_and_model`` does.
 
-    Works in a fresh process for plugin models (students rejoin their teacher from ``teacher_path``).
+    Works in a fresh process for plugin models. A model saved with the teacher tables it reads at inference
+    (:attr:`~recbole_distill.model.abstract_recommender.PluginRecommender.saved_teacher_tables`: a student's
+    teacher item embeddings, a teacher's item-text embeddings) is rebuilt from them, never from the teacher
+    folder, whose later changes then cannot change its scores; its data carry no training rankings (resume a
+    run to train further). Checkpoints written before those tables were saved read the folder as before.
 
     Args:
         model_file (str): a checkpoint saved by RecBole's or recbole-distill's trainer.
@@ -207,12 +245,19 @@ def load_data_and_model(model_file, dataset_class=None, config_update=None):
     logger = getLogger()
     logger.info(config)
 
-    dataset = dataset_class(config) if dataset_class else create_dataset(config)
+    model_class = get_model(config["model"])
+    saved = checkpoint.get("other_parameter") or {}
+    tables = model_class.saved_teacher_tables if is_plugin_model(model_class) else ()
+    saved_tables = {name: saved[name] for name in tables} if tables and all(name in saved for name in tables) else None
+    if dataset_class:
+        dataset = dataset_class(config)
+    else:
+        dataset = create_dataset(config, saved_tables)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model = model_class(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, train_data, valid_data, test_data

@@ -57,11 +57,12 @@ def get_trainer(model_type, model_name):
     return trainer_module.with_checkpoints(recbole_get_trainer(model_type, model_name))
 
 
-def create_dataset(config):
-    """Build the dataset a model needs: plugin models get teacher fields joined on, RecBole's sequential
-    models RecBole's samples with their keys (for history-free evaluation), the others RecBole's own."""
+def create_dataset(config, saved_tables=None):
+    """Build the dataset a model needs: plugin models get teacher fields joined on (or, for a saved model,
+    the teacher tables it carries: ``saved_tables``), RecBole's sequential models RecBole's samples with their
+    keys (for history-free evaluation), the others RecBole's own."""
     if is_plugin_model(config.model_class):
-        return TeacherSequentialDataset(config)
+        return TeacherSequentialDataset(config, saved_tables)
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["benchmark_filename"] is None:
         return KeyedSequentialDataset(config)
     return recbole_create_dataset(config)

@@ -38,6 +38,11 @@ def _drop_first_training_sample(teacher):
         _rewrite(teacher, name, lambda a: a[keep])
 
 
+def _shift_rankings(teacher):
+    for name in ("topk.npy", "scores.npy"):  # as if written from another ordering than samples.npy
+        _rewrite(teacher, name, lambda a: np.roll(a, 1, axis=0))
+
+
 def _replace_item_token(teacher):
     items = (teacher / "items.txt").read_text().splitlines()
     items[4] = "no-such-item"
@@ -74,6 +79,10 @@ CASES = {
                                "teacher folder '.*nowhere' does not exist"),
     "missing teacher.yaml": ("DLLM2RecSASRec", lambda t, tmp: (t / "teacher.yaml").unlink(),
                              "teacher.yaml' is missing: '.*' is not a teacher folder"),
+    "teacher.yaml not a mapping": ("DLLM2RecSASRec", lambda t, tmp: (t / "teacher.yaml").write_text("- ranking\n- embedding\n"),
+                                   "teacher.yaml' is malformed: it must be a mapping"),
+    "teacher.yaml section not a mapping": ("DLLM2RecSASRec", lambda t, tmp: _edit_text(t, "teacher.yaml", "ranking:", "ranking: 5\nold_ranking:"),
+                                           "teacher.yaml' is malformed"),
     "missing array file": ("DLLM2RecSASRec", lambda t, tmp: (t / "topk.npy").unlink(),
                            "topk.npy' is missing from the teacher folder"),
     "teacher of another dataset": ("DLLM2RecSASRec", lambda t, tmp: {"teacher_path": str(default_teacher_path("ml-100k"))},
@@ -107,6 +116,8 @@ CASES = {
                        "topk.npy' is not a readable .npy file .* truncated or corrupt"),
     "corrupt .npy": ("DLLM2RecSASRec", lambda t, tmp: (t / "scores.npy").write_bytes(b"not an array at all"),
                      "scores.npy' is not a .npy file \\(no .npy header\\); it is corrupt"),
+    "rankings shifted by one row": ("DLLM2RecSASRec", lambda t, tmp: _shift_rankings(t),
+                                    "rankings in .* do not belong to their rows: score consistency"),
     "negative lambda_d": ("DLLM2RecSASRec", {"rd_weight": -0.5}, "'rd_weight' = -0.5: expected a number >= 0 \\(lambda_d"),
     "non-numeric lambda_d": ("DLLM2RecSASRec", {"rd_weight": "much"}, "'rd_weight' = 'much': expected a number >= 0"),
     "negative gamma": ("DLLM2RecSASRec", {"rd_gammas": [0.3, -0.5, 0.1]}, "'rd_gammas' = \\[0.3, -0.5, 0.1\\]: expected three numbers >= 0"),

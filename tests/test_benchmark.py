@@ -14,7 +14,7 @@ from recbole_distill.benchmark.__main__ import plan
 from recbole_distill.benchmark.report import append_row, plain_twin, read_runs, summarise, write_plots, write_table
 
 from conftest import SLICE, TINY
-from test_resume import _epoch_of
+from test_resume import stop_in_epoch
 
 
 def row(model, seed, ndcg, seconds, variant=""):
@@ -140,18 +140,7 @@ def test_a_benchmark_stopped_mid_run_resumes_that_run(base_config, teacher_dir, 
     subprocess.run(command(tmp_path / "whole"), cwd=tmp_path, check=True, capture_output=True)
     benchmark = subprocess.Popen(command(tmp_path / "out"), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_folder = tmp_path / "out" / "checkpoints" / "DLLM2RecGRU4Rec-7"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and benchmark.poll() is None:
-            resume_files = list(run_folder.glob("*-resume.pth"))
-            if resume_files and _epoch_of(resume_files[0]) == 2:  # epoch 2 has started
-                break
-            time.sleep(0.05)
-        assert benchmark.poll() is None, "the run ended before it could be stopped"
-        benchmark.send_signal(signal.SIGTERM)
-        benchmark.wait(timeout=30)
-    finally:
-        benchmark.kill()
+    stop_in_epoch(benchmark, run_folder, 2, signal.SIGTERM)
     assert read_runs(tmp_path / "out" / "runs.csv") == []
 
     subprocess.run(command(tmp_path / "out"), cwd=tmp_path, check=True, capture_output=True)

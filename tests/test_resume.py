@@ -27,6 +27,22 @@ def _epoch_of(resume_file):
         return -1
 
 
+def stop_in_epoch(process, folder, epoch, signal_number):
+    """Send ``signal_number`` to ``process`` once the resume state it keeps in ``folder`` says ``epoch`` has started."""
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            resume_files = list(Path(folder).glob("*-resume.pth"))
+            if resume_files and _epoch_of(resume_files[0]) == epoch:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be stopped"
+        process.send_signal(signal_number)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+
+
 def test_a_run_killed_mid_epoch_resumes_to_the_same_metrics(base_config, teacher_dir, tmp_path):
     config = {**base_config, **RESUMABLE, "teacher_path": str(teacher_dir)}
     uninterrupted = run_recbole_distill("DLLM2RecGRU4Rec", SLICE, config_dict={**config, "checkpoint_dir": str(tmp_path / "a")})
@@ -36,18 +52,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_metrics(base_config, teacher
     config_file.write_text(yaml.safe_dump({**config, "checkpoint_dir": str(saved)}))
     command = [sys.executable, str(SCRIPT), "--model=DLLM2RecGRU4Rec", f"--dataset={SLICE}", f"--config_files={config_file}"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and process.poll() is None:
-            resume_files = list(saved.glob("*-resume.pth"))
-            if resume_files and _epoch_of(resume_files[0]) == 2:  # epoch 2 has started
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        process.kill()
+    stop_in_epoch(process, saved, 2, signal.SIGKILL)
 
     [resume_file] = saved.glob("*-resume.pth")
     [best_file] = [f for f in saved.glob("*.pth") if f != resume_file]

@@ -96,7 +96,7 @@ def test_recommend_command_line(exported):
     lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(lines) == 3 and all(len(line.split("\t")) == 2 for line in lines)
     failed = subprocess.run([*command[:3], "no-such-movie"], capture_output=True, text=True)
-    assert failed.returncode == 2 and "no-such-movie" in failed.stderr and "Traceback" not in failed.stderr
+    assert failed.returncode == 1 and "no-such-movie" in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_latency_benchmark_writes_its_table(checkpoints, exported, tmp_path):

@@ -1,18 +1,21 @@
 """The three DLLM2Rec students inside RecBole's data flow, trainer and evaluator."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from recbole.data import data_preparation
+from recbole.data.interaction import Interaction
 from recbole.model.sequential_recommender import SASRec
 from recbole.utils import init_seed
 
 import recbole_distill.model.dllm2rec as dllm2rec
-from recbole_distill import Config, create_dataset, get_model, get_trainer, run_recbole_distill
+from recbole_distill import Config, create_dataset, get_model, get_trainer, load_data_and_model, run_recbole_distill
 from recbole_distill.errors import ConfigError
 from recbole_distill.model.layers import CollaborativeItemEmbedding
 from recbole_distill.trainer import DistillTrainer
@@ -57,9 +60,36 @@ def test_student_trains_and_reloads_in_a_new_process(base_config, teacher_dir, t
     assert json.loads(out.stdout.strip().splitlines()[-1]) == result["test_result"]
 
 
-@pytest.mark.parametrize("model, passes", [("DLLM2RecSASRec", 1), ("DLLM2RecGRU4Rec", 1), ("DLLM2RecBERT4Rec", 2)])
-def test_loss_parts_and_encoder_passes(base_config, teacher_dir, monkeypatch, model, passes):
-    config, student, train_data, _ = prepare(base_config, teacher_dir, model)
+@pytest.mark.parametrize("model, teacher_key", [("DLLM2RecSASRec", "teacher_path"),
+                                                ("LLMEnhancedSASRec", "item_text_embedding_path")])
+def test_a_saved_model_never_reads_its_teacher_folder_again(base_config, teacher_copy, tmp_path, model, teacher_key):
+    config = {**base_config, teacher_key: str(teacher_copy), "checkpoint_dir": str(tmp_path / "saved")}
+    result = run_recbole_distill(model=model, dataset=SLICE, config_dict=config)
+    [checkpoint] = (tmp_path / "saved").glob(f"{model}-*.pth")
+
+    def loaded():
+        config, model, _, _, _, test = load_data_and_model(str(checkpoint))
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        model.eval()
+        with torch.no_grad():
+            scores = torch.cat([model.full_sort_predict(batch[0]) for batch in test])
+        return {k: float(v) for k, v in trainer.evaluate(test, load_best_model=False).items()}, scores
+
+    metrics, scores = loaded()
+    assert metrics == result["test_result"]
+    embeddings = np.load(teacher_copy / "item_embeddings.npy")
+    np.save(teacher_copy / "item_embeddings.npy", embeddings[::-1])  # same shape, rows permuted
+    assert torch.equal(loaded()[1], scores)
+    shutil.rmtree(teacher_copy)
+    assert torch.equal(loaded()[1], scores)
+
+
+@pytest.mark.parametrize("model, passes, overrides", [
+    ("DLLM2RecSASRec", 1, {}), ("DLLM2RecGRU4Rec", 1, {}), ("DLLM2RecBERT4Rec", 2, {}),
+    ("DLLM2RecBERT4Rec", 1, {"rd_scores_from": "cloze"}),
+])
+def test_loss_parts_and_encoder_passes(base_config, teacher_dir, monkeypatch, model, passes, overrides):
+    config, student, train_data, _ = prepare(base_config, teacher_dir, model, **overrides)
     calls = []
     recbole_model = next(c for c in type(student).__mro__ if c.__module__.startswith("recbole.model."))  # e.g. SASRec
     original = recbole_model.forward
@@ -73,19 +103,39 @@ def test_loss_parts_and_encoder_passes(base_config, teacher_dir, monkeypatch, mo
     assert get_trainer(config["MODEL_TYPE"], config["model"]) is DistillTrainer
 
 
-def test_distillation_scores_are_the_full_sort_scores(base_config, teacher_dir, monkeypatch):
-    """L_d must read exactly the scores full_sort_predict gives for the training prefix."""
-    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecSASRec")
-    student.eval()  # no dropout, so both ways of computing the scores are deterministic
-    batch = first_batch(train_data)
+@pytest.fixture
+def distilled_scores(monkeypatch):
+    """The scores each call of the ranking distillation loss reads, in order."""
     seen = []
     original = dllm2rec.ranking_distillation_loss
     monkeypatch.setattr(
         dllm2rec, "ranking_distillation_loss", lambda scores, *a, **k: seen.append(scores) or original(scores, *a, **k)
     )
+    return seen
+
+
+def test_distillation_scores_are_the_full_sort_scores(base_config, teacher_dir, distilled_scores):
+    """L_d must read exactly the scores full_sort_predict gives for the training prefix."""
+    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecSASRec")
+    student.eval()  # no dropout, so both ways of computing the scores are deterministic
+    batch = first_batch(train_data)
+    seen = distilled_scores
     student.calculate_loss(batch)
     with torch.no_grad():
         assert torch.allclose(seen[0], student.full_sort_predict(batch), atol=1e-5)
+
+
+def test_one_pass_bert4rec_scores_are_those_of_the_cloze_input_with_mask_appended(base_config, teacher_dir, distilled_scores):
+    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecBERT4Rec", rd_scores_from="cloze")
+    student.eval()
+    batch = first_batch(train_data)
+    seen = distilled_scores
+    student.calculate_loss(batch)
+    cloze = Interaction({**batch.interaction, student.ITEM_SEQ: batch[student.MASK_ITEM_SEQ]})
+    with torch.no_grad():
+        to_cloze = (seen[0] - student.full_sort_predict(cloze)).abs().max()
+        to_prefix = (seen[0] - student.full_sort_predict(batch)).abs().max()
+    assert to_cloze < 1e-6 and to_prefix > 1e-4  # an untrained student's scores move little with the input
 
 
 def test_without_distillation_the_student_is_the_recbole_model(base_config, teacher_dir):

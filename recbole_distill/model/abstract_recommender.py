@@ -16,6 +16,8 @@ class PluginRecommender:
       ``calculate_loss`` returns (a tuple) under these names.
     * :attr:`prefix_scores`: the teacher export ranks the training samples of a window at once.
     * :attr:`is_student`: the benchmark reports the model against its RecBole twin.
+    * :attr:`saved_teacher_tables`: what the model reads from teacher folders at inference, saved with
+      every checkpoint, so that a saved model never reads a teacher folder again.
 
     Plugin models train with :class:`~recbole_distill.trainer.DistillTrainer` and read their defaults
     from ``properties/model/<Model>.yaml`` over those of the RecBole models they extend.
@@ -31,6 +33,22 @@ class PluginRecommender:
     #: every prefix of ``item_seq``: the teacher export then ranks a window of samples in one pass; None:
     #: samples are ranked one ``full_sort_predict`` each
     prefix_scores = None
+
+    #: dataset attributes built from teacher folders that the model reads at inference (e.g.
+    #: ``teacher_item_embedding``); they are saved in every checkpoint (RecBole's ``other_parameter``) and
+    #: :func:`~recbole_distill.quick_start.load_data_and_model` builds the data from them instead of the folders
+    saved_teacher_tables = ()
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self._teacher_tables = {name: getattr(dataset, name, None) for name in self.saved_teacher_tables}
+
+    def other_parameter(self):
+        return {**super().other_parameter(), **self._teacher_tables}
+
+    def load_other_parameter(self, para):
+        # the tables were read when the model was built (from this checkpoint when it was loaded)
+        super().load_other_parameter({k: v for k, v in (para or {}).items() if k not in self._teacher_tables})
 
     @classmethod
     def check_config(cls, config):

@@ -35,6 +35,7 @@ class DLLM2Rec(PluginRecommender):
 
     is_student = True
     loss_names = ("rec_loss", "rd_loss")
+    saved_teacher_tables = ("teacher_item_embedding",)
 
     @classmethod
     def check_config(cls, config):
@@ -119,12 +120,18 @@ class DLLM2Rec(PluginRecommender):
             self._encoder_memo = (inputs, output)
         return output
 
+    def _loss_and_scores(self, interaction):
+        """The model's own loss and the next-item scores of the training prefix that ``L_d`` reads (inside
+        :meth:`_one_step`): ``full_sort_predict``'s scores, from the loss's encoder pass when their inputs agree."""
+        return super().calculate_loss(interaction), self.full_sort_predict(interaction)
+
     def calculate_loss(self, interaction):
+        if not self.rd_weight:
+            with self._one_step():
+                rec_loss = super().calculate_loss(interaction)
+            return rec_loss, torch.zeros_like(rec_loss)
         with self._one_step():
-            rec_loss = super().calculate_loss(interaction)
-            if not self.rd_weight:
-                return rec_loss, torch.zeros_like(rec_loss)
-            scores = self.full_sort_predict(interaction)
+            rec_loss, scores = self._loss_and_scores(interaction)
         negative_scores = None
         if self.rd_negative:
             history = interaction[self.ITEM_SEQ] if self.rd_negative_exclude_history else None

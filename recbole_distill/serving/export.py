@@ -16,7 +16,6 @@ computed once and stored as a constant, so no teacher file is needed at serving 
     python -m recbole_distill.serving.export --model_file=saved/DLLM2RecSASRec-....pth --output=serving/sasrec
 """
 
-import argparse
 import json
 import shutil
 import warnings
@@ -27,9 +26,10 @@ import torch
 from recbole.model.sequential_recommender import BERT4Rec
 from recbole.utils import set_color
 
+from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.data.artifacts import atomic_write
 from recbole_distill.errors import RecBoleDistillError
-from recbole_distill.quick_start import load_data_and_model
+from recbole_distill.quick_start import checkpoint_config, load_data_and_model
 from recbole_distill.serving import recommend
 
 FORMATS = ("torchscript", "onnx")
@@ -75,6 +75,7 @@ def export_for_serving(model_file, output, formats=FORMATS, n=100):
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise RecBoleDistillError(f"unknown export format(s) {sorted(unknown)}; choose among {FORMATS}.")
+    checkpoint_config(model_file, "serving export")
     config, model, dataset, _, _, test_data = load_data_and_model(model_file)
     model = model.cpu().eval()
     if not 1 <= n < model.n_items:
@@ -120,14 +121,14 @@ def export_for_serving(model_file, output, formats=FORMATS, n=100):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model_file", required=True, help="checkpoint saved by RecBole or recbole-distill")
     parser.add_argument("--output", required=True, help="folder to write the serving files into")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: torchscript, onnx")
-    parser.add_argument("--n", type=int, default=100, help="items returned per history (recommend() takes up to n)")
+    parser.add_argument("--n", type=positive_int, default=100, help="items returned per history (recommend() takes up to n)")
     args = parser.parse_args()
     export_for_serving(args.model_file, args.output, tuple(args.formats.split(",")), args.n)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

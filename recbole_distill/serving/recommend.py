@@ -87,8 +87,13 @@ def _available(backend):
     return importlib.util.find_spec("onnxruntime" if backend == "onnx" else "torch") is not None
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 1, as every recbole-distill command
+        self.exit(1, f"recbole-distill: error: {message} (see --help)\n")
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("history", nargs="+", help="item tokens, oldest first")
     parser.add_argument("--model", default=str(Path(__file__).parent), help="exported folder (default: this file's)")
     parser.add_argument("--n", type=int, default=10, help="items to recommend")
@@ -97,8 +102,8 @@ def main():
     try:
         for token, score in Recommender(args.model, args.backend).recommend(args.history, args.n):
             print(f"{token}\t{score:.4f}")
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"error: {e}\n")
+    except (ValueError, OSError) as e:
+        parser.exit(1, f"recbole-distill: error: {e}\n")
 
 
 if __name__ == "__main__":

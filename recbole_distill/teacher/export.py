@@ -23,10 +23,12 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
-from recbole_distill.data.dataset import TARGET_POS, TeacherSequentialDataset, default_teacher_path
+from recbole_distill.data.dataset import TARGET_POS, default_teacher_path
 from recbole_distill.model.abstract_recommender import PluginRecommender
-from recbole_distill.quick_start import load_data_and_model
+from recbole_distill.errors import RecBoleDistillError
+from recbole_distill.quick_start import checkpoint_config, load_data_and_model
 from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 from recbole_distill.utils import get_trainer
 
@@ -137,9 +139,12 @@ def export_teacher(
     without repeated (user, item) pairs) leaves each user's earlier items out of the stored top-K.
     """
     logger = getLogger()
-    # the model's own data with sample keys, every training prefix (and, for a student, its own teacher joined on)
+    checkpoint_config(model_file, "teacher export")
+    if k < 1:
+        raise RecBoleDistillError(f"--topk={k}: expected at least 1 candidate per sample.")
+    # the model's own data with sample keys, every training prefix
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(
-        model_file, TeacherSequentialDataset, config_update={"train_windows": False}
+        model_file, config_update={"train_windows": False}
     )
     datasets = [loader._dataset for loader in (train_data, valid_data, test_data)]
     teacher_path = teacher_path or default_teacher_path(config["dataset"])
@@ -197,11 +202,11 @@ def export_teacher(
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model_file", required=True, help="checkpoint saved by RecBole or recbole-distill")
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
-    parser.add_argument("--topk", type=int, default=20, help="candidates stored per sample (K)")
-    parser.add_argument("--batch_size", type=int, default=None, help="samples per batch (default: eval_batch_size)")
+    parser.add_argument("--topk", type=positive_int, default=20, help="candidates stored per sample (K)")
+    parser.add_argument("--batch_size", type=positive_int, default=None, help="samples per batch (default: eval_batch_size)")
     parser.add_argument(
         "--teacher_exclude_history", type=_optional_bool, default=None,
         help="True / False: leave each user's earlier items out of the top-K (default: on without repeated pairs)",
@@ -215,4 +220,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

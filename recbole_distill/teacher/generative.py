@@ -17,7 +17,6 @@ then test), for a throughput and hit-rate probe on a CPU.
     python -m recbole_distill.teacher.generative --dataset=ml-100k --teacher_path=llm_teacher --max_samples=256
 """
 
-import argparse
 import json
 import shlex
 import sys
@@ -31,6 +30,7 @@ import yaml
 from recbole.utils import init_logger, set_color
 from tqdm import tqdm
 
+from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
 from recbole_distill.config import Config
 from recbole_distill.data.artifacts import atomic_write, write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
@@ -265,19 +265,18 @@ def _report(topk, targets, split, histories, lengths, generated, seconds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--dataset", "-d", default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", default=None, help="config files shaping the dataset and the llm_* keys")
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
-    parser.add_argument("--topk", type=int, default=20, help="grounded candidates stored per sample (K)")
-    parser.add_argument("--max_samples", type=int, default=None, help="generate only the first N samples (a probe)")
+    parser.add_argument("--topk", type=positive_int, default=20, help="grounded candidates stored per sample (K)")
+    parser.add_argument("--max_samples", type=positive_int, default=None, help="generate only the first N samples (a probe)")
     args, _ = parser.parse_known_args()
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
-    config = generative_config(args.dataset, config_files)
+    config = generative_config(args.dataset, config_files(args.config_files))
     init_logger(config)
     command = "python -m recbole_distill.teacher.generative " + shlex.join(sys.argv[1:])
     build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples, command=command)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

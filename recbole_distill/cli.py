@@ -27,7 +27,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(1, f"{PREFIX}{message} (see --help)\n")
 
 
-def _number(cast, low=None, low_open=False):
+def _number(cast, low=None):
+    """An argparse ``type=``: ``cast`` of the text, finite and at least ``low``."""
+
     def parse(text):
         try:
             value = cast(text)
@@ -35,19 +37,19 @@ def _number(cast, low=None, low_open=False):
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if low is not None and (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if low_open else '>='} {low}")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
         return value
 
     return parse
 
 
-#: ``type=`` of flags: a whole number >= 1, and a finite number in [0, 1]
-positive_int = _number(int, low=1)
-finite_float = _number(float)
+positive_int = _number(int, low=1)  #: a whole number >= 1 (counts, sizes)
+finite_float = _number(float)  #: any finite number
 
 
 def fraction(text):
+    """A finite number in [0, 1] (shares)."""
     value = finite_float(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1]")

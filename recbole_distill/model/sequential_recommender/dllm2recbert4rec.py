@@ -9,7 +9,6 @@ Reference:
     Transformer." In CIKM 2019.
 """
 
-import torch
 from recbole.data.interaction import Interaction
 from recbole.model.sequential_recommender import BERT4Rec
 

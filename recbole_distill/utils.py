@@ -29,10 +29,14 @@ def plugin_models():
 
 
 def get_model(model_name):
-    """Return the model class called ``model_name``: a recbole-distill model, else a RecBole model."""
+    """Return the model class called ``model_name``: a recbole-distill model (``DLLM2Rec<Model>`` for any of
+    RecBole's sequential models, made on demand), else a RecBole model."""
     path = _find_module(PLUGIN_MODEL_PACKAGE, model_name)
     if path is not None:
         return getattr(importlib.import_module(path), model_name)
+    backbone = model_name.removeprefix("DLLM2Rec")
+    if backbone != model_name and _find_module("recbole.model.sequential_recommender", backbone):
+        return importlib.import_module("recbole_distill.model.dllm2rec").student_class(backbone)
     # RecBole's own lookup ends in ``exlib_recommender``, whose import needs lightgbm and xgboost; an
     # unknown name would fail there with "No module named 'lightgbm'" instead of saying it is unknown.
     if any(_find_module(package, model_name) for package in RECBOLE_MODEL_PACKAGES) or model_name.lower() in (
@@ -42,7 +46,8 @@ def get_model(model_name):
         return recbole_get_model(model_name)
     raise RecBoleDistillError(
         f"unknown model '{model_name}': it is neither a recbole-distill model ({', '.join(plugin_models())}) "
-        "nor a RecBole model. Check the spelling and case of --model."
+        "nor a RecBole model (DLLM2Rec<Model> distils any of RecBole's sequential models). Check the spelling and "
+        "case of --model."
     )
 
 

@@ -5,9 +5,12 @@ Reference:
     Large Language Models." In RecSys 2024 (arXiv 2405.00338).
 """
 
+import importlib
 from contextlib import contextmanager, nullcontext
 
 import torch
+from recbole.model.abstract_recommender import AbstractRecommender, SequentialRecommender
+from torch import nn
 
 from recbole_distill.data.dataset import TEACHER_SCORE, TEACHER_TARGET_SCORE, TEACHER_TOPK
 from recbole_distill.errors import ConfigError
@@ -62,6 +65,11 @@ class DLLM2Rec(PluginRecommender):
         check_choice(config, "ed_offset", (True, False))
         if config["ed_weight"] == 0 and not config["ed_offset"]:
             raise ConfigError("ed_offset", False, "True when ed_weight is 0, or the items would have no embedding")
+        if config["rd_weight"] and cls.full_sort_predict is AbstractRecommender.full_sort_predict:
+            raise ConfigError(
+                "rd_weight", config["rd_weight"], f"0 for {cls.__name__}: ranking distillation reads the "
+                "next-item scores of full_sort_predict, which this model does not have"
+            )
 
     @classmethod
     def teacher_parts(cls, config):
@@ -79,6 +87,12 @@ class DLLM2Rec(PluginRecommender):
         self.teacher_score_kind = dataset.teacher_score_kind
 
         if config["ed_weight"]:
+            if not isinstance(getattr(self, "item_embedding", None), nn.Embedding):
+                raise ConfigError(
+                    "ed_weight", config["ed_weight"], f"0 for {type(self).__name__}: embedding distillation fuses the "
+                    "teacher's embeddings into the model's item_embedding table, which this model does not have "
+                    "(ranking distillation works without it)"
+                )
             self.item_embedding = CollaborativeItemEmbedding(
                 self.item_embedding,
                 dataset.teacher_item_embedding,
@@ -87,7 +101,8 @@ class DLLM2Rec(PluginRecommender):
                 offset=config["ed_offset"],
                 scope=config["ed_scope"],
             )
-            self.item_embedding.projector.apply(self._init_weights)
+            if hasattr(type(self), "_init_weights"):  # RecBole's CORE and SRGNN have none: torch's default init
+                self.item_embedding.projector.apply(self._init_weights)
         self._encoder_memo = None
 
     def forward(self, *inputs):
@@ -96,7 +111,7 @@ class DLLM2Rec(PluginRecommender):
 
     def _embedding_scope(self, name):
         """A scope of the collaborative item embedding (nothing when embedding distillation is off)."""
-        layer = self.item_embedding
+        layer = getattr(self, "item_embedding", None)  # some RecBole models (FPMC, RepeatNet) have none
         return getattr(layer, name)() if isinstance(layer, CollaborativeItemEmbedding) else nullcontext()
 
     @contextmanager
@@ -166,3 +181,30 @@ class DLLM2Rec(PluginRecommender):
             redrawn = torch.randint(1, self.n_items - 1, (int(hit.sum()),), device=targets.device)
             negatives[hit] = redrawn + (redrawn >= targets[hit]).long()
         return negatives
+
+
+_STUDENTS = {}
+
+
+def student_class(model_name):
+    """``DLLM2Rec<model_name>``: the :class:`DLLM2Rec` mixin over RecBole's sequential model ``model_name``,
+    made once and kept, so that checkpoints pickle it by name (``recbole_distill.model.dllm2rec.DLLM2RecNARM``)."""
+    if model_name not in _STUDENTS:
+        module = f"recbole.model.sequential_recommender.{model_name.lower()}"
+        base = getattr(importlib.import_module(module), model_name, None) if importlib.util.find_spec(module) else None
+        if not (isinstance(base, type) and issubclass(base, SequentialRecommender)):
+            raise ConfigError("model", f"DLLM2Rec{model_name}", "DLLM2Rec<Model> over one of RecBole's sequential models")
+        name = f"DLLM2Rec{model_name}"
+        doc = f"RecBole's {model_name} distilled from a teacher with DLLM2Rec (made on demand from the mixin)."
+        _STUDENTS[model_name] = type(name, (DLLM2Rec, base), {"__module__": __name__, "__qualname__": name, "__doc__": doc})
+    return _STUDENTS[model_name]
+
+
+def __getattr__(name):
+    # pickle looks DLLM2Rec<Model> classes up here by name (PEP 562)
+    if name.startswith("DLLM2Rec") and len(name) > len("DLLM2Rec"):
+        try:
+            return student_class(name[len("DLLM2Rec") :])
+        except ConfigError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ Reference:
 """
 
 import importlib
+import importlib.util
 from contextlib import contextmanager, nullcontext
 
 import torch

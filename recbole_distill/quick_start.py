@@ -45,16 +45,12 @@ def _load_checkpoint(model_file):
     return checkpoint
 
 
-def checkpoint_config(model_file, purpose=None):
-    """The config a checkpoint was trained with; ``purpose`` (e.g. ``"teacher export"``) also requires a
-    sequential model, the only kind the plugin's exports handle."""
-    config = _load_checkpoint(model_file)["config"]
-    if purpose and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+def _require_sequential(config, model_file, purpose):
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise RecBoleDistillError(
             f"'{model_file}' holds a {config['model']} ({config['MODEL_TYPE'].name.lower()} model); {purpose} "
             "needs a sequential recommender (SASRec, the DLLM2Rec students, PreBERT, ...)."
         )
-    return config
 
 
 def _resume_config(resume_file):
@@ -219,7 +215,7 @@ def run(
     return result
 
 
-def load_data_and_model(model_file, dataset_class=None, config_update=None):
+def load_data_and_model(model_file, dataset_class=None, config_update=None, purpose=None):
     r"""Load a checkpoint with its data, as ``recbole.quick_start.load_data_and_model`` does.
 
     Works in a fresh process for plugin models. A model saved with the teacher tables it reads at inference
@@ -232,12 +228,16 @@ def load_data_and_model(model_file, dataset_class=None, config_update=None):
         model_file (str): a checkpoint saved by RecBole's or recbole-distill's trainer.
         dataset_class (type, optional): build the data with this class instead of the model's own.
         config_update (dict, optional): config values to change before the data is built.
+        purpose (str, optional): what the model is loaded for (e.g. ``"teacher export"``); requires a
+            sequential model, refused before any data is built.
 
     Returns:
         tuple: ``(config, model, dataset, train_data, valid_data, test_data)``.
     """
     checkpoint = _load_checkpoint(model_file)
     config = checkpoint["config"]
+    if purpose:
+        _require_sequential(config, model_file, purpose)
     for key, value in (config_update or {}).items():
         config[key] = value
     init_seed(config["seed"], config["reproducibility"])
@@ -249,10 +249,7 @@ def load_data_and_model(model_file, dataset_class=None, config_update=None):
     saved = checkpoint.get("other_parameter") or {}
     tables = model_class.saved_teacher_tables if is_plugin_model(model_class) else ()
     saved_tables = {name: saved[name] for name in tables} if tables and all(name in saved for name in tables) else None
-    if dataset_class:
-        dataset = dataset_class(config)
-    else:
-        dataset = create_dataset(config, saved_tables)
+    dataset = dataset_class(config) if dataset_class else create_dataset(config, saved_tables)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 

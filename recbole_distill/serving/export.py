@@ -29,7 +29,7 @@ from recbole.utils import set_color
 from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.data.artifacts import atomic_write
 from recbole_distill.errors import RecBoleDistillError
-from recbole_distill.quick_start import checkpoint_config, load_data_and_model
+from recbole_distill.quick_start import load_data_and_model
 from recbole_distill.serving import recommend
 
 FORMATS = ("torchscript", "onnx")
@@ -75,8 +75,7 @@ def export_for_serving(model_file, output, formats=FORMATS, n=100):
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise RecBoleDistillError(f"unknown export format(s) {sorted(unknown)}; choose among {FORMATS}.")
-    checkpoint_config(model_file, "serving export")
-    config, model, dataset, _, _, test_data = load_data_and_model(model_file)
+    config, model, dataset, _, _, test_data = load_data_and_model(model_file, purpose="serving export")
     model = model.cpu().eval()
     if not 1 <= n < model.n_items:
         raise RecBoleDistillError(f"n = {n}: expected 1 <= n < {model.n_items}, the number of items.")

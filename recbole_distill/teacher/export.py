@@ -28,7 +28,7 @@ from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import TARGET_POS, default_teacher_path
 from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.errors import RecBoleDistillError
-from recbole_distill.quick_start import checkpoint_config, load_data_and_model
+from recbole_distill.quick_start import load_data_and_model
 from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 from recbole_distill.utils import get_trainer
 
@@ -139,12 +139,11 @@ def export_teacher(
     without repeated (user, item) pairs) leaves each user's earlier items out of the stored top-K.
     """
     logger = getLogger()
-    checkpoint_config(model_file, "teacher export")
     if k < 1:
         raise RecBoleDistillError(f"--topk={k}: expected at least 1 candidate per sample.")
     # the model's own data with sample keys, every training prefix
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(
-        model_file, config_update={"train_windows": False}
+        model_file, config_update={"train_windows": False}, purpose="teacher export"
     )
     datasets = [loader._dataset for loader in (train_data, valid_data, test_data)]
     teacher_path = teacher_path or default_teacher_path(config["dataset"])

@@ -7,6 +7,8 @@ import torch
 
 import recbole_distill  # noqa: F401
 from recbole_distill.model.losses import (
+    dro_loss,
+    dro_propensity,
     logit_distillation_loss,
     ranking_distillation_loss,
     ranking_distillation_weights,
@@ -201,3 +203,51 @@ def test_teacher_logits_from_stored_topk():
     logits = teacher_logits_from_topk(topk, scores, n_items=4, score_kind="distance")
     inf = float("-inf")
     assert torch.equal(logits, torch.tensor([[inf, -1.0, inf, -2.0], [-0.5, 0.0, -0.25, inf]]))
+
+
+def official_dro(scores, target, propensity, beta):
+    """The official DLLM2Rec code's DRO term for one row, transcribed: sum_j exp(p y^2 / b), minus the target's,
+    plus the target's exp(p (y - 1)^2 / b), in plain floats (items 1.., column 0 is padding)."""
+    terms = [math.exp(p * y * y / beta) for p, y in zip(propensity[1:], scores[1:])]
+    p_t, y_t = propensity[target], scores[target]
+    return math.log(sum(terms) - math.exp(p_t * y_t * y_t / beta) + math.exp(p_t * (y_t - 1) ** 2 / beta) + 1e-24)
+
+
+def test_dro_propensity_by_hand():
+    counts = torch.tensor([0, 3, 0, 1])  # padding, then items 1..3 as training targets
+    smoothed = [1, 4, 1, 2]
+    expected = [(c / 8) ** 0.05 for c in smoothed]
+    assert dro_propensity(counts).tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_dro_loss_by_hand():
+    scores = [0.0, 2.0, -1.0, 0.5, 3.0, 1.0]
+    propensity = [0.0, 0.9, 0.8, 0.7, 0.95, 0.85]
+    beta = 2.0
+    # row target 4: items 1, 2, 3, 5 as negatives (p y^2 / b), item 4 as the positive (p (y - 1)^2 / b)
+    by_hand = math.log(
+        math.exp(0.9 * 4 / 2) + math.exp(0.8 * 1 / 2) + math.exp(0.7 * 0.25 / 2) + math.exp(0.85 * 1 / 2)
+        + math.exp(0.95 * 4 / 2)
+    )
+    got = dro_loss(torch.tensor([scores]), torch.tensor([4]), torch.tensor(propensity), beta=beta)
+    assert got.shape == (1,)
+    assert got.item() == pytest.approx(by_hand, rel=1e-6)
+    assert by_hand == pytest.approx(official_dro(scores, 4, propensity, beta), rel=1e-9)
+
+
+def test_dro_loss_per_candidate_column_and_large_scores():
+    torch.manual_seed(0)
+    scores = torch.randn(3, 8) * 3
+    propensity = dro_propensity(torch.randint(0, 20, (8,)))
+    candidates = torch.tensor([[2, 5, 1], [7, 3, 4], [1, 2, 3]])
+    columns = dro_loss(scores, candidates, propensity, beta=1.0)
+    assert columns.shape == (3, 3)
+    for row in range(3):
+        for k in range(3):
+            expected = official_dro(scores[row].tolist(), int(candidates[row, k]), propensity.tolist(), 1.0)
+            assert columns[row, k].item() == pytest.approx(expected, rel=1e-5)
+            one = dro_loss(scores[row : row + 1], candidates[row : row + 1, k], propensity)
+            assert one.item() == pytest.approx(columns[row, k].item(), rel=1e-6)
+    # scores whose exp(p y^2) overflows float32 (the official code gives inf there) stay finite
+    large = dro_loss(torch.tensor([[0.0, 40.0, -30.0, 1.0]]), torch.tensor([1]), torch.ones(4))
+    assert large.item() == pytest.approx(39.0**2, rel=1e-6)  # the positive's (40 - 1)^2 dominates

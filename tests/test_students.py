@@ -85,7 +85,7 @@ def test_a_saved_model_never_reads_its_teacher_folder_again(base_config, teacher
 
 
 @pytest.mark.parametrize("model, passes, overrides", [
-    ("DLLM2RecSASRec", 1, {}), ("DLLM2RecGRU4Rec", 1, {}), ("DLLM2RecBERT4Rec", 2, {}),
+    ("DLLM2RecSASRec", 1, {}), ("DLLM2RecGRU4Rec", 1, {}), ("DLLM2RecDROS", 1, {}), ("DLLM2RecBERT4Rec", 2, {}),
     ("DLLM2RecBERT4Rec", 1, {"rd_scores_from": "cloze"}),
 ])
 def test_loss_parts_and_encoder_passes(base_config, teacher_dir, monkeypatch, model, passes, overrides):

@@ -66,13 +66,11 @@ def read_per_user(folder, row):
 
 
 def plain_twin(model):
-    """The RecBole model a distilled student extends (``DLLM2RecSASRec`` -> ``SASRec``, ``MiniBERT`` ->
-    ``BERT4Rec``); None for RecBole's own models and for plugin models that are no students (``PreBERT``,
-    ``LLMEnhancedSASRec``, ``TeacherRanking``)."""
+    """The name of the model a distilled student is measured against (:meth:`PluginRecommender.twin`:
+    ``DLLM2RecSASRec`` -> ``SASRec``, ``DLLM2RecDROS`` -> ``DROS``); None for models that are no students."""
     cls = get_model(model)
-    if not (is_plugin_model(cls) and cls.is_student):
-        return None
-    return next(c.__name__ for c in cls.__mro__[1:] if not is_plugin_model(c) and c.__module__.startswith("recbole.model."))
+    twin = cls.twin() if is_plugin_model(cls) else None
+    return twin.__name__ if twin else None
 
 
 def summarise(rows):

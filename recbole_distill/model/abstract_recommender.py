@@ -1,5 +1,7 @@
 """What recbole-distill's harness asks of the models it adds to RecBole, declared in one place."""
 
+from recbole.model.abstract_recommender import AbstractRecommender
+
 
 class PluginRecommender:
     r"""Base of every recbole-distill model: the hooks the harness calls, with their defaults.
@@ -15,7 +17,7 @@ class PluginRecommender:
     * :attr:`loss_names`: :class:`~recbole_distill.trainer.DistillTrainer` logs the parts that
       ``calculate_loss`` returns (a tuple) under these names.
     * :attr:`prefix_scores`: the teacher export ranks the training samples of a window at once.
-    * :attr:`is_student`: the benchmark reports the model against its RecBole twin.
+    * :attr:`is_student` and :meth:`twin`: the benchmark reports a student against its twin.
     * :attr:`saved_teacher_tables`: what the model reads from teacher folders at inference, saved with
       every checkpoint, so that a saved model never reads a teacher folder again.
 
@@ -53,6 +55,18 @@ class PluginRecommender:
     @classmethod
     def check_config(cls, config):
         """Fail before any data is loaded if a key of this model is missing or out of range."""
+
+    @classmethod
+    def twin(cls):
+        """The model a student is measured against: the model it extends, with everything it adds left out
+        (``DLLM2RecSASRec`` -> ``SASRec``, ``DLLM2RecDROS`` -> ``DROS``, ``MiniBERT`` -> ``BERT4Rec``); None for
+        a model that is no student."""
+        if not cls.is_student:
+            return None
+        return next(
+            c for c in cls.__mro__[1:]
+            if issubclass(c, AbstractRecommender) and not (issubclass(c, PluginRecommender) and c.is_student)
+        )
 
     @classmethod
     def teacher_parts(cls, config):

@@ -18,7 +18,12 @@ from recbole_distill.errors import ConfigError
 from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.model.checks import check_choice, check_number, check_whole, is_number
 from recbole_distill.model.layers import PROJECTORS, SCOPES, CollaborativeItemEmbedding
-from recbole_distill.model.losses import CONFIDENCE_MODES, NEGATIVE_TERMS, ranking_distillation_loss
+from recbole_distill.model.losses import (
+    CONFIDENCE_MODES,
+    NEGATIVE_TERMS,
+    ranking_distillation_loss,
+    ranking_distillation_weights,
+)
 
 
 class DLLM2Rec(PluginRecommender):
@@ -44,6 +49,7 @@ class DLLM2Rec(PluginRecommender):
     @classmethod
     def check_config(cls, config):
         """Fail before any data is loaded if a distillation key is missing or out of range."""
+        super().check_config(config)
         check_number(config, "rd_weight", low=0, meaning="lambda_d; 0 switches ranking distillation off")
         check_number(config, "ed_weight", low=0, meaning="w_ed; 0 switches embedding distillation off")
         gammas = config["rd_gammas"]
@@ -148,12 +154,11 @@ class DLLM2Rec(PluginRecommender):
             return rec_loss, torch.zeros_like(rec_loss)
         with self._one_step():
             rec_loss, scores = self._loss_and_scores(interaction)
-        negative_scores = None
-        if self.rd_negative:
-            history = interaction[self.ITEM_SEQ] if self.rd_negative_exclude_history else None
-            negatives = self._sample_negatives(interaction[self.POS_ITEM_ID], history)
-            negative_scores = scores.gather(1, negatives[:, None])[:, 0]
-        rd_loss = ranking_distillation_loss(
+        return rec_loss, self.rd_weight * self._ranking_distillation(scores, interaction)
+
+    def _ranking_weights(self, scores, interaction):
+        """The importance weights ``w_sk`` (eq. 6-10) of the batch's teacher candidates."""
+        return ranking_distillation_weights(
             scores,
             interaction[TEACHER_TOPK],
             interaction[TEACHER_SCORE],
@@ -162,10 +167,23 @@ class DLLM2Rec(PluginRecommender):
             score_kind=self.teacher_score_kind,
             confidence=self.rd_confidence,
             teacher_target_scores=interaction[TEACHER_TARGET_SCORE],
+        )
+
+    def _ranking_distillation(self, scores, interaction, weights=None):
+        """``L_d`` (eq. 5) of the batch, on the student's next-item ``scores`` of its training prefixes."""
+        negative_scores = None
+        if self.rd_negative:
+            history = interaction[self.ITEM_SEQ] if self.rd_negative_exclude_history else None
+            negatives = self._sample_negatives(interaction[self.POS_ITEM_ID], history)
+            negative_scores = scores.gather(1, negatives[:, None])[:, 0]
+        return ranking_distillation_loss(
+            scores,
+            interaction[TEACHER_TOPK],
+            interaction[TEACHER_SCORE],
             negative_scores=negative_scores,
             negative=self.rd_negative,
+            weights=self._ranking_weights(scores, interaction) if weights is None else weights,
         )
-        return rec_loss, self.rd_weight * rd_loss
 
     def _sample_negatives(self, targets, history=None, max_draws=100):
         """One uniform item per row other than padding and the row's target (official code: 1 negative);

@@ -117,6 +117,7 @@ def ranking_distillation_loss(
     teacher_target_scores=None,
     negative_scores=None,
     negative="official",
+    weights=None,
 ):
     r"""DLLM2Rec's importance-aware ranking distillation loss (Cui et al. 2024, eq. 5).
 
@@ -126,14 +127,16 @@ def ranking_distillation_loss(
     The official code also pushes one sampled negative per row down with every candidate; pass its
     scores as ``negative_scores`` (``[B]``) to add ``sum_k w_sk * -log sigmoid(1 - y_neg)``
     (``negative="official"``, as in the code) or ``-log sigmoid(-y_neg)`` (``negative="bce"``).
-    The paper's eq. 5 has no negative term; it is off unless ``negative_scores`` is given.
+    The paper's eq. 5 has no negative term; it is off unless ``negative_scores`` is given. ``weights``, if
+    given, are :func:`ranking_distillation_weights` already computed for these arguments.
 
     Returns:
         torch.Tensor: the batch mean, a scalar.
     """
-    weights = ranking_distillation_weights(
-        scores, teacher_topk, teacher_scores, gammas, beta, score_kind, confidence, teacher_target_scores
-    )
+    if weights is None:
+        weights = ranking_distillation_weights(
+            scores, teacher_topk, teacher_scores, gammas, beta, score_kind, confidence, teacher_target_scores
+        )
     candidate_scores = scores.gather(1, teacher_topk)
     per_row = -(weights * F.logsigmoid(candidate_scores)).sum(dim=1)
     if negative_scores is not None:
@@ -145,6 +148,51 @@ def ranking_distillation_loss(
             raise ValueError(f"negative must be one of {NEGATIVE_TERMS}, got {negative!r}")
         per_row = per_row + weights.sum(dim=1) * negative_loss
     return per_row.mean()
+
+
+def dro_propensity(target_counts, power=0.05):
+    """DROS's item propensity ``p_j = ((n_j + 1) / sum_j' (n_j' + 1)) ** power``, ``n_j`` the times item ``j``
+    is a training target (official DLLM2Rec code, ``calcu_propensity_score``)."""
+    smoothed = target_counts.double() + 1
+    return (smoothed / smoothed.sum()).pow(power).float()
+
+
+def dro_loss(scores, targets, propensity, beta=1.0):
+    r"""DROS's distributionally robust loss (Yang et al., SIGIR 2023; as the official DLLM2Rec code computes it).
+
+    For a row with scores ``y`` and positive item ``t``, each item's squared loss toward its label (0 for the
+    others, 1 for ``t``) weighted by its propensity ``p``, in the KL-ball dual of radius ``beta``:
+
+    ``L_DRO = log( sum_{j != t} exp(p_j * y_j^2 / beta) + exp(p_t * (y_t - 1)^2 / beta) )``
+
+    (the code's ``sum_j exp(p_j y_j^2 / beta) - exp(p_t y_t^2 / beta) + exp(p_t (y_t - 1)^2 / beta)``, computed
+    as a log-sum-exp so that large scores do not overflow). Column 0 (padding) takes no part.
+
+    Args:
+        scores (torch.Tensor): ``[B, n_items]`` student scores.
+        targets (torch.LongTensor): ``[B]`` or ``[B, K]`` positive items; with ``K`` columns, one loss per
+            column (each column's item is the positive, the row's other columns count as its negatives).
+        propensity (torch.Tensor): ``[n_items]`` from :func:`dro_propensity`.
+        beta (float): the robustness radius.
+
+    Returns:
+        torch.Tensor: ``[B]`` or ``[B, K]`` losses, as ``targets``.
+    """
+    columns = targets if targets.dim() == 2 else targets[:, None]
+    negative = propensity * scores.pow(2) / beta  # every item's term as a negative
+    negative[:, 0] = float("-inf")
+    rows = torch.arange(len(scores), device=scores.device)[:, None]
+    # log-sum-exp over the items outside this row's columns, then each column's sum adds the row's other
+    # columns as negatives and its own item as the positive
+    outside = negative.index_put((rows.expand_as(columns), columns), torch.tensor(float("-inf"), device=scores.device))
+    rest = torch.logsumexp(outside, dim=1)  # [B]
+    as_negative = negative.gather(1, columns)  # [B, K]
+    as_positive = propensity[columns] * (scores.gather(1, columns) - 1).pow(2) / beta
+    k = columns.size(1)
+    others = as_negative[:, None, :].expand(-1, k, -1).masked_fill(torch.eye(k, dtype=torch.bool, device=scores.device), float("-inf"))
+    terms = torch.cat([rest[:, None, None].expand(-1, k, 1), others, as_positive[:, :, None]], dim=2)
+    losses = torch.logsumexp(terms, dim=2)
+    return losses if targets.dim() == 2 else losses[:, 0]
 
 
 def teacher_logits_from_topk(teacher_topk, teacher_scores, n_items, score_kind="logit"):

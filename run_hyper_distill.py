@@ -9,13 +9,16 @@ Other --key=value flags reach every trial's config, as in RecBole.
 
 from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
 from recbole_distill.hyper import tune, write_trials
+from recbole_distill.paths import PROPERTIES_DIR
+
 
 def main():
     parser = ArgumentParser()
     parser.add_argument("--model", "-m", type=str, default="DLLM2RecSASRec", help="name of models")
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="name of datasets")
     parser.add_argument("--config_files", type=str, default=None, help="fixed config files")
-    parser.add_argument("--params_file", type=str, default="properties/hyper/DLLM2Rec.hyper", help="search space")
+    parser.add_argument("--params_file", type=str, default=str(PROPERTIES_DIR / "hyper" / "DLLM2Rec.hyper"),
+                        help="search space (default: the plugin's properties/hyper/DLLM2Rec.hyper)")
     parser.add_argument("--algo", choices=("exhaustive", "random", "bayes"), default="exhaustive", help="hyperopt's search")
     parser.add_argument("--max_evals", type=positive_int, default=100, help="trials for random / bayes")
     parser.add_argument("--output_file", type=str, default=None, help="default: hyper_<model>.md")

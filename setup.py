@@ -6,7 +6,18 @@ setup(
     description="Distil language-model recommenders into RecBole's sequential models (DLLM2Rec, PreBERT / Mini-BERT)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["recbole_distill", "recbole_distill.*"]),
+    # properties/ and dataset/ stay at the top of the checkout (RecBole-GNN's layout) and travel in the wheel as
+    # recbole_distill/properties and recbole_distill/dataset, so a non-editable install finds its defaults and the
+    # shipped ml-100k teacher from any directory (recbole_distill/paths.py). The 172 MB ML-1M teacher stays out of
+    # the wheel; a wheel user rebuilds it or points teacher_path at a copy.
+    packages=find_packages(include=["recbole_distill", "recbole_distill.*"])
+    + ["recbole_distill.properties", "recbole_distill.dataset"],
+    package_dir={"recbole_distill.properties": "properties", "recbole_distill.dataset": "dataset"},
+    package_data={
+        "recbole_distill.properties": ["**/*.yaml", "**/*.hyper"],
+        "recbole_distill.dataset": ["*/*.yaml", "ml-100k/teacher/*", "ml-1m/item_text/*"],
+    },
+    exclude_package_data={"recbole_distill.dataset": ["ml-1m/teacher/*", "*/*.inter", "*/*.item", "*/*.user"]},
     python_requires=">=3.9",
     install_requires=[
         "recbole==1.2.1",

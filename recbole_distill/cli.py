@@ -8,6 +8,7 @@ so a refused command leaves nothing half-written.
 
 import argparse
 import math
+import shlex
 import sys
 
 from recbole_distill.errors import RecBoleDistillError
@@ -59,6 +60,11 @@ def fraction(text):
 def config_files(value):
     """``--config_files="a.yaml b.yaml"`` as RecBole reads it: a list, or None."""
     return value.strip().split(" ") if value else None
+
+
+def command_line(module):
+    """How this process was started, as a teacher folder records it: ``python -m <module> <its flags>``."""
+    return f"python -m {module} " + shlex.join(sys.argv[1:])
 
 
 def run_command(main):

@@ -26,7 +26,6 @@ from recbole.data.interaction import Interaction
 
 from recbole_distill.cli import ArgumentParser, positive_int, run_command
 from recbole_distill.config import Config
-from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import (
     TEACHER_SCORE,
     TEACHER_TARGET_SCORE,
@@ -34,6 +33,7 @@ from recbole_distill.data.dataset import (
     KeyedSequentialDataset,
     TeacherSequentialDataset,
 )
+from recbole_distill.data.writer import TeacherWriter
 
 DATASET = "synthetic"
 
@@ -72,28 +72,16 @@ def write_interactions(folder, users, samples, items, seed):
 
 
 def write_teacher(dataset, datasets, path, k, n_items, dim, seed):
-    """A teacher for every sample of ``datasets`` (``dataset``'s splits), written with the plugin's writers."""
-    table = dataset.sample_table(datasets)
-    items = np.array([f"i{i}" for i in range(n_items)], dtype=object)
-    item_index = {token: i for i, token in enumerate(items)}
-    dataset_items = dataset.field2id_token[dataset.iid_field]
-    to_teacher = np.array([item_index.get(token, -1) for token in dataset_items])
-    users = dataset.field2id_token[dataset.uid_field][1:]  # users.txt leaves out RecBole's [PAD] (id 0)
-    info = dataset.teacher_info(datasets)
+    """A teacher of ``n_items`` items for every sample of ``datasets`` (``dataset``'s splits), written with the
+    plugin's writer."""
+    writer = TeacherWriter(path, dataset, datasets, items=[f"i{i}" for i in range(n_items)])
     rng = np.random.default_rng(seed)
-    n = len(table["user"])
-    samples = np.stack([table["user"] - 1, table["pos"], to_teacher[table["item"]], table["split"]], axis=1)
+    n = len(writer)
     scores = -np.sort(rng.random((n, k), dtype=np.float32), axis=1)  # best first, as a teacher's logits
-    topk = rng.integers(0, n_items, (n, k))
-    topk[:, 0] = samples[:, 2]  # a teacher that ranks the true item first passes the alignment check
-    write_ranking(
-        path, info, items=items, users=users, samples=samples, topk=topk,
-        scores=scores, target_scores=scores[:, 0], info={"score_kind": "logit", "teacher": "synthetic"},
-    )
-    write_item_embeddings(
-        path, info, items=items, embeddings=rng.standard_normal((n_items, dim), dtype=np.float32),
-        info={"source": "synthetic"},
-    )
+    topk = rng.integers(1, dataset.item_num, (n, k))  # RecBole item ids
+    topk[:, 0] = writer.table["item"]  # a teacher that ranks the true item first passes the alignment check
+    writer.write_ranking(topk, scores, scores[:, 0], {"score_kind": "logit", "teacher": "synthetic"})
+    writer.write_item_embeddings(rng.standard_normal((n_items, dim), dtype=np.float32), {"source": "synthetic"})
     return n
 
 

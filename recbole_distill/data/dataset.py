@@ -174,9 +174,10 @@ class KeyedSequentialDataset(SequentialDataset):
         """The config values that decide the sample set."""
         return {key: self.config[key] for key in SAMPLE_SHAPING_KEYS}
 
-    def teacher_info(self, datasets):
-        """What a teacher built on ``datasets`` (train, valid, test) records about them in teacher.yaml."""
-        table = self.sample_table(datasets)
+    def teacher_info(self, datasets, table=None):
+        """What a teacher built on ``datasets`` (train, valid, test; ``table``: their :meth:`sample_table`)
+        records about them in teacher.yaml."""
+        table = self.sample_table(datasets) if table is None else table
         return {
             "dataset": self.dataset_name,
             "samples": {name: int((table["split"] == s).sum()) for s, name in enumerate(SPLITS)},

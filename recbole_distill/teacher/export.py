@@ -14,8 +14,6 @@ checkpoint's item embeddings (PreBERT: the items' token embeddings) are written 
 """
 
 import argparse
-import shlex
-import sys
 from logging import getLogger
 
 import numpy as np
@@ -23,9 +21,9 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_distill.cli import ArgumentParser, positive_int, run_command
-from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
+from recbole_distill.cli import ArgumentParser, command_line, positive_int, run_command
 from recbole_distill.data.dataset import TARGET_POS, default_teacher_path
+from recbole_distill.data.writer import TeacherWriter
 from recbole_distill.model.abstract_recommender import PluginRecommender
 from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.quick_start import load_data_and_model
@@ -160,43 +158,23 @@ def export_teacher(
         info["test_result_without_history"] = _evaluate(config, model, test_data, show_progress, exclude_history=True)
         logger.info(set_color("without history items", "yellow") + f": {info['test_result_without_history']}")
 
-    columns = {"topk": [], "scores": [], "target_scores": [], "samples": []}
+    parts = []  # per split, in the order of the writer's sample table: train, valid, test
     for split, (name, split_dataset) in enumerate(zip(("train", "valid", "test"), datasets)):
         causal = isinstance(model, PluginRecommender) and model.prefix_scores is not None
         rank = rank_windows if split == 0 and causal else rank_samples
-        topk, scores, target_scores = rank(
-            model, split_dataset, k, batch_size, show_progress, f"Rank {name}", exclude_history=exclude_history
-        )
-        feat = split_dataset.inter_feat
-        samples = np.stack(
-            [
-                feat[dataset.uid_field].numpy() - 1,  # users.txt / items.txt leave out RecBole's [PAD] (id 0)
-                feat[TARGET_POS].numpy(),
-                feat[dataset.iid_field].numpy() - 1,
-                np.full(len(feat), split),
-            ],
-            axis=1,
-        )
-        for column, value in zip(columns, (topk - 1, scores, target_scores, samples)):
-            columns[column].append(value)
-    arrays = {column: np.concatenate(parts) for column, parts in columns.items()}
+        parts.append(rank(model, split_dataset, k, batch_size, show_progress, f"Rank {name}", exclude_history=exclude_history))
+    topk, scores, target_scores = (np.concatenate(column) for column in zip(*parts))
 
-    dataset_info = dataset.teacher_info(datasets)
-    items = dataset.field2id_token[dataset.iid_field][1:]
+    writer = TeacherWriter(teacher_path, dataset, datasets)
     info["command"] = command or f"export_teacher({str(model_file)!r}, k={k})"
-    write_ranking(
-        teacher_path, dataset_info, items=items, users=dataset.field2id_token[dataset.uid_field][1:], **arrays, info=info
-    )
+    writer.write_ranking(topk, scores, target_scores, info)
     embeddings = item_embedding_table(model)
     if embeddings is not None:
-        write_item_embeddings(
-            teacher_path,
-            dataset_info,
-            items=items,
-            embeddings=embeddings[1:].detach().float().cpu().numpy(),
-            info={"source": f"{config['model']} checkpoint {model_file} (its item embeddings)"},
+        writer.write_item_embeddings(
+            embeddings[1:].detach().float().cpu().numpy(),
+            {"source": f"{config['model']} checkpoint {model_file} (its item embeddings)"},
         )
-    logger.info(set_color("Teacher rankings written", "blue") + f": {teacher_path} ({len(arrays['topk'])} samples, K={k})")
+    logger.info(set_color("Teacher rankings written", "blue") + f": {teacher_path} ({len(topk)} samples, K={k})")
     return test_result
 
 
@@ -211,9 +189,8 @@ def main():
         help="True / False: leave each user's earlier items out of the top-K (default: on without repeated pairs)",
     )
     args, _ = parser.parse_known_args()
-    command = "python -m recbole_distill.teacher.export " + shlex.join(sys.argv[1:])
     export_teacher(
-        args.model_file, args.teacher_path, args.topk, args.batch_size, command=command,
+        args.model_file, args.teacher_path, args.topk, args.batch_size, command=command_line("recbole_distill.teacher.export"),
         exclude_history=args.teacher_exclude_history,
     )
 

@@ -18,8 +18,6 @@ then test), for a throughput and hit-rate probe on a CPU.
 """
 
 import json
-import shlex
-import sys
 import time
 from logging import getLogger
 from pathlib import Path
@@ -30,10 +28,11 @@ import yaml
 from recbole.utils import init_logger, set_color
 from tqdm import tqdm
 
-from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
+from recbole_distill.cli import ArgumentParser, command_line, config_files, positive_int, run_command
 from recbole_distill.config import Config
-from recbole_distill.data.artifacts import atomic_write, write_item_embeddings, write_ranking
+from recbole_distill.data.artifacts import atomic_write
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
+from recbole_distill.data.writer import TeacherWriter
 from recbole_distill.data.item_text import read_item_text
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.model.checks import check_choice, check_whole
@@ -194,7 +193,8 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
         raise ConfigError("topk", k, f"at most the {len(items)} items of the dataset")
 
     teacher = GenerativeTeacher(config, llm)
-    settings = {"llm": teacher.name, "dataset": config["dataset"], "fingerprint": dataset.fingerprint(dataset.sample_table(datasets)),
+    writer = TeacherWriter(teacher_path, dataset, datasets)
+    settings = {"llm": teacher.name, "dataset": config["dataset"], "fingerprint": writer.dataset_info["fingerprint"],
                 **{key: config[key] for key in GENERATION_KEYS}}
     store = GenerationStore(teacher_path / "generation", settings)
     batch_size, m = config["llm_batch_size"], config["llm_history_length"]
@@ -217,7 +217,7 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
     answers = [teacher.answer(text) or "?" for text in raw]
     unique, answer_of = np.unique(np.array(answers, dtype=object), return_inverse=True)
     item_embeddings = teacher.embed(list(item_text), show_progress=show_progress)
-    table = dataset.sample_table(datasets)
+    table = writer.table
     exclude_history = resolve_exclude_history(config["teacher_exclude_history"], dataset)
     history = (dataset, table["user"][:n], table["pos"][:n]) if exclude_history else None
     topk, distances, target_distances = _ground(
@@ -228,19 +228,16 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
                            "grounded": str(item_text[topk[r, 0]]), "target": str(item_text[targets[r] - 1])} for r in range(min(3, n))]
     logger.info(set_color("generative teacher", "blue") + f": {report}")
 
-    samples = np.stack([table["user"][:n] - 1, table["pos"][:n], table["item"][:n] - 1, split[:n]], axis=1)
-    dataset_info = dataset.teacher_info(datasets)
     info = {"command": command or "build_generative_teacher(...)"}
     embedding_source = (f"{teacher.name}: last-layer hidden state of the item text's last token"
                         if config["grounding_embedding"] == "llm" else (config["grounding_encoder_path"] or DEFAULT_PLM))
-    write_ranking(
-        teacher_path, dataset_info, items=items, users=dataset.field2id_token[dataset.uid_field][1:], samples=samples,
-        topk=topk, scores=distances, target_scores=target_distances,
+    writer.write_ranking(
+        topk + 1, distances, target_distances, rows=slice(0, n),  # grounded indices are RecBole ids - 1
         info={"teacher": f"generative LLM {teacher.name}", "score_kind": "distance", "exclude_history": exclude_history,
               "grounding": f"L2 distance between embeddings ({embedding_source})", "generation": settings, "measured": report, **info},
     )
-    write_item_embeddings(teacher_path, dataset_info, items=items, embeddings=item_embeddings.numpy(),
-                          info={"source": embedding_source, "text_template": config["llm_item_template"], **info})
+    writer.write_item_embeddings(item_embeddings.numpy(),
+                                 {"source": embedding_source, "text_template": config["llm_item_template"], **info})
     if n < int((split == 0).sum()):
         logger.warning(f"the teacher at {teacher_path} covers {n} of {len(targets)} samples; a student needs every "
                        "training sample: run without --max_samples (generation resumes where it stopped).")
@@ -274,8 +271,8 @@ def main():
     args, _ = parser.parse_known_args()
     config = generative_config(args.dataset, config_files(args.config_files))
     init_logger(config)
-    command = "python -m recbole_distill.teacher.generative " + shlex.join(sys.argv[1:])
-    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples, command=command)
+    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples,
+                             command=command_line("recbole_distill.teacher.generative"))
 
 
 if __name__ == "__main__":

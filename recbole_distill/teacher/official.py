@@ -25,8 +25,6 @@ importer checks the import and refuses it, naming the problem, when:
         --train_data=data/ml-100k/train_data.df --item_map=ml-100k_item_map.tsv --teacher_path=my_teacher
 """
 
-import shlex
-import sys
 from logging import getLogger
 from pathlib import Path
 
@@ -35,11 +33,11 @@ import pandas as pd
 import torch
 from recbole.utils import init_logger, set_color
 
-from recbole_distill.cli import ArgumentParser, config_files, fraction, positive_int, run_command
+from recbole_distill.cli import ArgumentParser, command_line, config_files, fraction, positive_int, run_command
 from recbole_distill.config import Config
 from recbole_distill.data.alignment import target_hits
-from recbole_distill.data.artifacts import write_item_embeddings, write_ranking
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
+from recbole_distill.data.writer import TeacherWriter
 from recbole_distill.errors import TeacherArtifactError
 from recbole_distill.teacher.ranking import drop_history, resolve_exclude_history
 
@@ -249,19 +247,14 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
     # the distance to the true item is known when it is a stored candidate; else the last one bounds it below
     at_target = topk == targets[:, None]
     target_scores = np.where(at_target.any(axis=1), (distances * at_target).sum(axis=1), distances[:, -1])
-    table = dataset.sample_table(datasets)
+    writer = TeacherWriter(teacher_path or default_teacher_path(config["dataset"]), dataset, datasets)
+    table = writer.table
     exclude_history = resolve_exclude_history(config["teacher_exclude_history"], dataset)
     if exclude_history:
         topk, distances = drop_history(topk, distances, dataset, table["user"][keep], table["pos"][keep])
-    samples = np.stack([table["user"][keep] - 1, table["pos"][keep], table["item"][keep] - 1, split[keep]], axis=1)
 
-    dataset_info = dataset.teacher_info(datasets)
-    items = dataset.field2id_token[dataset.iid_field][1:]
-    teacher_path = teacher_path or default_teacher_path(config["dataset"])
-    write_ranking(
-        teacher_path, dataset_info, items=items, users=dataset.field2id_token[dataset.uid_field][1:],
-        samples=samples, topk=np.where(topk > 0, topk - 1, -1), scores=np.where(topk > 0, distances, 0.0),
-        target_scores=np.where(has[:, 0], target_scores, 0.0),
+    writer.write_ranking(
+        topk, distances, np.where(has[:, 0], target_scores, 0.0), rows=keep,
         info={
             "teacher": f"official DLLM2Rec files {official_path} (rows of {train_data})",
             "score_kind": "distance",
@@ -272,11 +265,11 @@ def import_official(config, official_path, train_data, item_map, teacher_path=No
         },
     )
     if embeddings:
-        write_item_embeddings(
-            teacher_path, dataset_info, items=items, embeddings=official.embeddings(),
-            info={"source": f"official DLLM2Rec {Path(official_path) / EMBEDDING_FILE}", "command": command or "import_official(...)"},
+        writer.write_item_embeddings(
+            official.embeddings(),
+            {"source": f"official DLLM2Rec {Path(official_path) / EMBEDDING_FILE}", "command": command or "import_official(...)"},
         )
-    logger.info(set_color("Official teacher imported", "blue") + f": {teacher_path}")
+    logger.info(set_color("Official teacher imported", "blue") + f": {writer.path}")
     return report
 
 
@@ -295,9 +288,9 @@ def main():
     args, _ = parser.parse_known_args()
     config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files(args.config_files))
     init_logger(config)
-    command = "python -m recbole_distill.teacher.official " + shlex.join(sys.argv[1:])
     import_official(config, args.official_path, args.train_data, args.item_map, args.teacher_path, args.topk,
-                    not args.no_embeddings, args.min_match, not args.skip_alignment_check, command)
+                    not args.no_embeddings, args.min_match, not args.skip_alignment_check,
+                    command_line("recbole_distill.teacher.official"))
 
 
 if __name__ == "__main__":

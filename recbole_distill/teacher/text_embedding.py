@@ -8,8 +8,6 @@ L2-normalised, as sentence-transformers does.
     python -m recbole_distill.teacher.text_embedding --dataset=ml-100k --teacher_path=dataset/ml-100k/teacher
 """
 
-import shlex
-import sys
 from logging import getLogger
 
 import numpy as np
@@ -17,10 +15,10 @@ import torch
 from recbole.utils import init_logger, set_color
 from tqdm import tqdm
 
-from recbole_distill.cli import ArgumentParser, config_files, positive_int, run_command
+from recbole_distill.cli import ArgumentParser, command_line, config_files, positive_int, run_command
 from recbole_distill.config import Config
-from recbole_distill.data.artifacts import write_item_embeddings
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
+from recbole_distill.data.writer import TeacherWriter
 from recbole_distill.data.item_text import read_item_text
 from recbole_distill.model.plm import DEFAULT_PLM, default_plm_path, load_encoder
 
@@ -54,12 +52,9 @@ def build_text_embeddings(config, teacher_path=None, encoder_path=None, batch_si
     texts = read_item_text(config, items, template)
     embeddings = encode_texts(texts, encoder_path, batch_size, show_progress=show_progress)
     teacher_path = teacher_path or default_teacher_path(config["dataset"])
-    write_item_embeddings(
-        teacher_path,
-        dataset.teacher_info(datasets),
-        items=items,
-        embeddings=embeddings,
-        info={
+    TeacherWriter(teacher_path, dataset, datasets).write_item_embeddings(
+        embeddings,
+        {
             "source": str(encoder_path) if encoder_path else DEFAULT_PLM,
             "text_template": template,
             "pooling": "mean over tokens, L2-normalised",
@@ -84,8 +79,8 @@ def main():
     # the same data as a sequential student sees; other --key=value flags reach the Config as in RecBole
     config = Config(model="SASRec", dataset=args.dataset, config_file_list=config_files(args.config_files))
     init_logger(config)
-    command = "python -m recbole_distill.teacher.text_embedding " + shlex.join(sys.argv[1:])
-    build_text_embeddings(config, args.teacher_path, args.encoder_path, args.batch_size, command=command)
+    build_text_embeddings(config, args.teacher_path, args.encoder_path, args.batch_size,
+                          command=command_line("recbole_distill.teacher.text_embedding"))
 
 
 if __name__ == "__main__":

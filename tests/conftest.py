@@ -9,9 +9,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import recbole
+import torch
 
 import recbole_distill  # noqa: F401  (applies the compatibility fixes)
 
@@ -84,3 +86,16 @@ def teacher_dir(base_config, tmp_path_factory):
 def teacher_copy(teacher_dir, tmp_path):
     """A private copy of the teacher that a test may damage."""
     return Path(shutil.copytree(teacher_dir, tmp_path / "teacher"))
+
+
+def checkpoint_top_n(model_file, n):
+    """The checkpoint's own top-N (``full_sort_predict``, padding excluded) for every test user."""
+    from recbole_distill import load_data_and_model
+
+    _, model, dataset, _, _, test_data = load_data_and_model(model_file)
+    feat = test_data._dataset.inter_feat
+    with torch.no_grad():
+        scores = model.eval().full_sort_predict(feat).view(len(feat), -1)
+    scores[:, 0] = -np.inf
+    values, ids = scores.topk(n, dim=1)
+    return feat[dataset.item_id_list_field].numpy(), feat[dataset.item_list_length_field].numpy(), values.numpy(), ids.numpy()

@@ -5,15 +5,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from recbole_distill import run_recbole_distill
 from recbole_distill.benchmark.latency import latency_benchmark
-from recbole_distill.quick_start import load_data_and_model
 from recbole_distill.serving import Recommender
 from recbole_distill.serving.export import export_for_serving
 
-from conftest import SLICE
+from conftest import SLICE, checkpoint_top_n
 
 pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime onnxscript")
 N = 20
@@ -35,22 +33,11 @@ def exported(checkpoints, tmp_path_factory):
     return {model: (export_for_serving(file, root / model, n=N), root / model) for model, file in checkpoints.items()}
 
 
-def _reference(model_file):
-    """The checkpoint's own top-N (``full_sort_predict``, padding excluded) for every test user."""
-    _, model, dataset, _, _, test_data = load_data_and_model(model_file)
-    feat = test_data._dataset.inter_feat
-    with torch.no_grad():
-        scores = model.eval().full_sort_predict(feat).view(len(feat), -1)
-    scores[:, 0] = -np.inf
-    values, ids = scores.topk(N, dim=1)
-    return feat[dataset.item_id_list_field].numpy(), feat[dataset.item_list_length_field].numpy(), values.numpy(), ids.numpy()
-
-
 @pytest.mark.parametrize("model", STUDENTS)
 def test_exports_give_the_checkpoints_top_n_on_every_test_user(model, checkpoints, exported):
     meta, folder = exported[model]
     assert meta["formats"] == ["torchscript", "onnx"] and (folder / "recommend.py").is_file()
-    item_seq, item_seq_len, scores, ids = _reference(checkpoints[model])
+    item_seq, item_seq_len, scores, ids = checkpoint_top_n(checkpoints[model], N)
     for backend in ("torchscript", "onnx"):
         got_scores, got_ids = Recommender(folder, backend).top_ids(item_seq, item_seq_len)
         assert np.array_equal(got_ids, ids), backend

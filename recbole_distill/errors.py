@@ -21,3 +21,7 @@ class ConfigError(RecBoleDistillError):
 
 class TeacherArtifactError(RecBoleDistillError):
     """Teacher artifacts are missing, malformed, or do not match the dataset."""
+
+
+class DatasetError(RecBoleDistillError):
+    """The data set cannot be found, or its filters leave nothing."""

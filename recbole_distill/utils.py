@@ -7,7 +7,7 @@ from recbole.utils import ModelType
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
-from recbole_distill.data.dataset import KeyedSequentialDataset, TeacherSequentialDataset
+from recbole_distill.data.dataset import KeyedSequentialDataset, TeacherSequentialDataset, dataset_errors
 from recbole_distill.errors import RecBoleDistillError
 from recbole_distill.model.abstract_recommender import is_plugin_model
 
@@ -70,4 +70,5 @@ def create_dataset(config, saved_tables=None):
         return TeacherSequentialDataset(config, saved_tables)
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["benchmark_filename"] is None:
         return KeyedSequentialDataset(config)
-    return recbole_create_dataset(config)
+    with dataset_errors(config):
+        return recbole_create_dataset(config)

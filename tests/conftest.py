@@ -82,6 +82,24 @@ def teacher_dir(base_config, tmp_path_factory):
     return folder
 
 
+FEW_USERS = "ml-100k-few"
+LLM_SMALL = {"llm_batch_size": 8, "llm_max_new_tokens": 12, "llm_history_length": 5}
+
+
+@pytest.fixture(scope="session")
+def few_users(tmp_path_factory):
+    """Three users with ml-100k's fewest interactions (20 each): 57 samples, 51 of them for training."""
+    root = tmp_path_factory.mktemp("few")
+    (root / FEW_USERS).mkdir()
+    inter = pd.read_csv(ML100K / "ml-100k.inter", sep="\t", dtype=str)
+    counts = inter["user_id:token"].value_counts()
+    users = sorted(counts[counts == counts.min()].index)[:3]
+    inter[inter["user_id:token"].isin(users)].to_csv(root / FEW_USERS / f"{FEW_USERS}.inter", sep="\t", index=False)
+    shutil.copy(ML100K / "ml-100k.item", root / FEW_USERS / f"{FEW_USERS}.item")
+    return {**TINY, "data_path": str(root), "checkpoint_dir": str(root / "saved"), **LLM_SMALL,
+            "llm_item_template": "{movie_title} ({release_year})"}
+
+
 @pytest.fixture
 def teacher_copy(teacher_dir, tmp_path):
     """A private copy of the teacher that a test may damage."""

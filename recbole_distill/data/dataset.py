@@ -1,6 +1,7 @@
 """RecBole's SequentialDataset with stable sample keys, and with a teacher joined onto its samples."""
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from recbole.utils import FeatureSource, FeatureType, set_color
 from recbole_distill.paths import DATASET_DIR
 from recbole_distill.data.alignment import MIN_CONSISTENCY, score_consistency, target_hits
 from recbole_distill.data.artifacts import SPLITS, TeacherArtifacts
-from recbole_distill.errors import ConfigError, TeacherArtifactError
+from recbole_distill.errors import ConfigError, DatasetError, RecBoleDistillError, TeacherArtifactError
 from recbole_distill.model.abstract_recommender import is_plugin_model
 
 TARGET_POS = "target_pos"
@@ -41,6 +42,22 @@ def _not_in(size, indices):
     seen = np.zeros(size, dtype=bool)
     seen[indices] = True
     return np.flatnonzero(~seen)
+
+
+@contextmanager
+def dataset_errors(config):
+    """RecBole's errors for a data set it cannot find, or whose filters leave nothing, as one-line errors."""
+    try:
+        yield
+    except RecBoleDistillError:
+        raise
+    except ValueError as e:
+        if "a known dataset name" not in str(e) and "feat is empty" not in str(e):
+            raise
+        raise DatasetError(
+            f"dataset '{config['dataset']}': {e} Check --dataset and data_path ({config['data_path']}), and that the "
+            "filters (user_inter_num_interval, item_inter_num_interval, ...) leave interactions."
+        ) from None
 
 
 def default_teacher_path(dataset_name):
@@ -73,8 +90,17 @@ class KeyedSequentialDataset(SequentialDataset):
     history, so (user, ``target_pos``) names a sample whatever the length cap, split or shuffle.
     """
 
+    def __init__(self, config):
+        with dataset_errors(config):
+            super().__init__(config)
+
     def data_augmentation(self):
         super().data_augmentation()
+        if not len(self.inter_feat):
+            raise DatasetError(
+                f"dataset '{self.dataset_name}' has no training samples: no user has two interactions, and a sequential "
+                "sample is a history with its next item. Check the data and its filters."
+            )
         # RecBole leaves the samples in (user, time) order here: a sample's position in its user's run
         # of samples, plus one for the user's first interaction, is its target's position.
         uid = self.inter_feat[self.uid_field].numpy()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from recbole_distill.cli import ArgumentParser, command_line, config_files, positive_int, run_command
 from recbole_distill.config import Config
-from recbole_distill.data.artifacts import atomic_write
+from recbole_distill.data.artifacts import SPLITS, atomic_write
 from recbole_distill.data.dataset import KeyedSequentialDataset, default_teacher_path
 from recbole_distill.data.writer import TeacherWriter
 from recbole_distill.data.item_text import read_item_text
@@ -41,6 +41,7 @@ from recbole_distill.paths import PROPERTIES_DIR
 from recbole_distill.teacher.ranking import mask_history, resolve_exclude_history
 
 DEFAULTS_FILE = PROPERTIES_DIR / "teacher" / "generative.yaml"
+FINETUNE_RECORD = "finetune.yaml"  # written into a fine-tuned LM's folder by recbole_distill.teacher.finetune
 # what a finished batch depends on: a rerun with other values must not reuse it
 GENERATION_KEYS = ("llm_prompt", "llm_chat_template", "llm_response_prefix", "llm_item_template",
                    "llm_history_length", "llm_max_new_tokens", "llm_num_beams", "llm_batch_size")
@@ -174,30 +175,55 @@ def _ground(answer_embeddings, item_embeddings, answer_of, targets, k, history=N
     return torch.cat(indices).numpy(), torch.cat(values).numpy(), torch.cat(target_distances).numpy()
 
 
-def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, llm=None, show_progress=True, command=None):
-    """Generate, ground and write the teacher for ``config``'s samples; return what was measured."""
+class SampleTexts:
+    """Every sample of ``datasets`` (train, valid, test) as the prompts read it: the dataset's item texts
+    (``llm_item_template``), each sample's history, target and split, in the order of the teacher folder's rows."""
+
+    def __init__(self, config, dataset, datasets):
+        items = list(dataset.field2id_token[dataset.iid_field][1:])
+        self.item_text = np.array(read_item_text(config, items, config["llm_item_template"]), dtype=object)
+        feats = [d.inter_feat for d in datasets]
+        self.histories = np.concatenate([f[dataset.item_id_list_field].numpy() for f in feats])
+        self.lengths = np.concatenate([f[dataset.item_list_length_field].numpy() for f in feats])
+        self.targets = np.concatenate([f[dataset.iid_field].numpy() for f in feats])
+        self.split = np.concatenate([np.full(len(f), s) for s, f in enumerate(feats)])
+        self.history_length = config["llm_history_length"]
+
+    def history_titles(self, row):
+        """The texts of the sample's last ``llm_history_length`` history items, oldest first."""
+        end = self.lengths[row]
+        return self.item_text[self.histories[row, max(0, end - self.history_length) : end] - 1]
+
+    def target_title(self, row):
+        return self.item_text[self.targets[row] - 1]
+
+
+def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, llm=None, show_progress=True,
+                             command=None, split=None):
+    """Generate, ground and write the teacher for ``config``'s samples; return what was measured.
+
+    ``split`` (``"valid"`` or ``"test"``) and ``max_samples`` restrict it to that split's samples, or to the first
+    ones: a probe of what the LM knows (the folder is then no teacher a student can learn from).
+    """
     logger = getLogger()
     dataset = KeyedSequentialDataset(config)
     datasets = dataset.build()
     teacher_path = Path(teacher_path or default_teacher_path(config["dataset"]))
-    items = list(dataset.field2id_token[dataset.iid_field][1:])
-    item_text = np.array(read_item_text(config, items, config["llm_item_template"]), dtype=object)
-
-    feats = [d.inter_feat for d in datasets]
-    histories = np.concatenate([f[dataset.item_id_list_field].numpy() for f in feats])
-    lengths = np.concatenate([f[dataset.item_list_length_field].numpy() for f in feats])
-    targets = np.concatenate([f[dataset.iid_field].numpy() for f in feats])
-    split = np.concatenate([np.full(len(f), s) for s, f in enumerate(feats)])
-    n = len(targets) if max_samples is None else min(max_samples, len(targets))
-    if k > len(items):
-        raise ConfigError("topk", k, f"at most the {len(items)} items of the dataset")
+    texts = SampleTexts(config, dataset, datasets)
+    if split is not None and split not in SPLITS:
+        raise ConfigError("split", split, "one of " + ", ".join(SPLITS))
+    selected = np.arange(len(texts.targets)) if split is None else np.flatnonzero(texts.split == SPLITS.index(split))
+    selected = selected[:max_samples]
+    n = len(selected)
+    if k > len(texts.item_text):
+        raise ConfigError("topk", k, f"at most the {len(texts.item_text)} items of the dataset")
 
     teacher = GenerativeTeacher(config, llm)
     writer = TeacherWriter(teacher_path, dataset, datasets)
     settings = {"llm": teacher.name, "dataset": config["dataset"], "fingerprint": writer.dataset_info["fingerprint"],
-                **{key: config[key] for key in GENERATION_KEYS}}
+                **{key: config[key] for key in GENERATION_KEYS}, **({"split": split} if split else {})}
     store = GenerationStore(teacher_path / "generation", settings)
-    batch_size, m = config["llm_batch_size"], config["llm_history_length"]
+    batch_size = config["llm_batch_size"]
     n_batches = -(-n // batch_size)
     todo = [b for b in range(n_batches) if not store.done(b)]
     logger.info(set_color("generative teacher", "blue") + f": {teacher.name} on {teacher.device}, {n} samples in "
@@ -207,41 +233,72 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
     progress = tqdm(todo, desc=set_color("Generate", "pink"), ncols=100, disable=not show_progress,
                     total=n_batches, initial=n_batches - len(todo), unit="batch")
     for b in progress:
-        rows = range(b * batch_size, min((b + 1) * batch_size, len(targets)))
-        prompts = [teacher.prompt(item_text[histories[r, max(0, lengths[r] - m) : lengths[r]] - 1]) for r in rows]
-        store.save(b, teacher.generate(prompts))
+        store.save(b, teacher.generate([teacher.prompt(texts.history_titles(r)) for r in selected[b * batch_size : (b + 1) * batch_size]]))
     seconds = time.time() - start
-    generated = sum(min(batch_size, len(targets) - b * batch_size) for b in todo)
+    generated = sum(len(selected[b * batch_size : (b + 1) * batch_size]) for b in todo)
 
     raw = [text for b in range(n_batches) for text in store.load(b)][:n]
     answers = [teacher.answer(text) or "?" for text in raw]
     unique, answer_of = np.unique(np.array(answers, dtype=object), return_inverse=True)
-    item_embeddings = teacher.embed(list(item_text), show_progress=show_progress)
+    item_embeddings = teacher.embed(list(texts.item_text), show_progress=show_progress)
     table = writer.table
     exclude_history = resolve_exclude_history(config["teacher_exclude_history"], dataset)
-    history = (dataset, table["user"][:n], table["pos"][:n]) if exclude_history else None
+    history = (dataset, table["user"][selected], table["pos"][selected]) if exclude_history else None
+    targets = texts.targets[selected]
     topk, distances, target_distances = _ground(
-        teacher.embed(list(unique), show_progress=show_progress), item_embeddings, answer_of, targets[:n] - 1, k, history
+        teacher.embed(list(unique), show_progress=show_progress), item_embeddings, answer_of, targets - 1, k, history
     )
-    report = _report(topk, targets[:n] - 1, split[:n], histories[:n], lengths[:n], generated, seconds)
-    report["examples"] = [{"history_end": str(item_text[histories[r, lengths[r] - 1] - 1]), "answer": answers[r],
-                           "grounded": str(item_text[topk[r, 0]]), "target": str(item_text[targets[r] - 1])} for r in range(min(3, n))]
+    report = _report(topk, targets - 1, texts.split[selected], texts.histories[selected], texts.lengths[selected],
+                     generated, seconds)
+    report["exact_title"] = round(float(np.mean([_same_title(a, texts.target_title(r)) for a, r in zip(answers, selected)])), 4)
+    report["chance_in_top10"] = round(float(np.mean(_chance(dataset, table, selected, exclude_history, min(10, k)))), 4)
+    report["examples"] = [{"history_end": str(texts.history_titles(r)[-1]), "answer": answers[i],
+                           "grounded": str(texts.item_text[topk[i, 0]]), "target": str(texts.target_title(r))}
+                          for i, r in enumerate(selected[:3])]
     logger.info(set_color("generative teacher", "blue") + f": {report}")
 
     info = {"command": command or "build_generative_teacher(...)"}
     embedding_source = (f"{teacher.name}: last-layer hidden state of the item text's last token"
                         if config["grounding_embedding"] == "llm" else (config["grounding_encoder_path"] or DEFAULT_PLM))
+    finetuned = finetune_record(config["llm_path"])
     writer.write_ranking(
-        topk + 1, distances, target_distances, rows=slice(0, n),  # grounded indices are RecBole ids - 1
+        topk + 1, distances, target_distances, rows=selected,  # grounded indices are RecBole ids - 1
         info={"teacher": f"generative LLM {teacher.name}", "score_kind": "distance", "exclude_history": exclude_history,
-              "grounding": f"L2 distance between embeddings ({embedding_source})", "generation": settings, "measured": report, **info},
+              "grounding": f"L2 distance between embeddings ({embedding_source})", "generation": settings,
+              **({"llm_finetune": finetuned} if finetuned else {}), "measured": report, **info},
     )
     writer.write_item_embeddings(item_embeddings.numpy(),
                                  {"source": embedding_source, "text_template": config["llm_item_template"], **info})
-    if n < int((split == 0).sum()):
-        logger.warning(f"the teacher at {teacher_path} covers {n} of {len(targets)} samples; a student needs every "
-                       "training sample: run without --max_samples (generation resumes where it stopped).")
+    if n < int((texts.split == 0).sum()):
+        logger.warning(f"the teacher at {teacher_path} covers {n} of {len(texts.targets)} samples; a student needs every "
+                       "training sample: run without --max_samples or --split (generation resumes where it stopped).")
     return report
+
+
+def _same_title(answer, title):
+    """Whether the LM's answer names the item exactly (case and spacing aside)."""
+    return " ".join(answer.lower().split()) == " ".join(str(title).lower().split())
+
+
+def _chance(dataset, table, rows, exclude_history, k):
+    """Each sample's chance that ``k`` items drawn at random hold its target: ``k`` over the items it may be
+    (every item, or those outside its history)."""
+    candidates = np.full(len(rows), dataset.item_num - 1, dtype=np.float64)
+    if exclude_history:
+        history_rows, items = dataset.history_index(table["user"][rows], table["pos"][rows])
+        distinct = np.unique(history_rows.numpy() * dataset.item_num + items.numpy())  # (row, item) pairs
+        candidates -= np.bincount(distinct // dataset.item_num, minlength=len(rows))
+    return k / candidates
+
+
+def finetune_record(llm_path):
+    """How the LM at ``llm_path`` was fine-tuned (its ``finetune.yaml``, written by
+    :mod:`recbole_distill.teacher.finetune`), or None for an LM used as it came."""
+    file = Path(llm_path) / FINETUNE_RECORD if llm_path and Path(llm_path).is_dir() else None
+    if file is None or not file.is_file():
+        return None
+    with open(file, encoding="utf-8") as f:
+        return yaml.safe_load(f)
 
 
 def _report(topk, targets, split, histories, lengths, generated, seconds):
@@ -268,10 +325,11 @@ def main():
     parser.add_argument("--teacher_path", default=None, help="output folder (default: dataset/<dataset>/teacher)")
     parser.add_argument("--topk", type=positive_int, default=20, help="grounded candidates stored per sample (K)")
     parser.add_argument("--max_samples", type=positive_int, default=None, help="generate only the first N samples (a probe)")
+    parser.add_argument("--split", choices=SPLITS, default=None, help="generate only this split's samples (a probe)")
     args, _ = parser.parse_known_args()
     config = generative_config(args.dataset, config_files(args.config_files))
     init_logger(config)
-    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples,
+    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples, split=args.split,
                              command=command_line("recbole_distill.teacher.generative"))
 
 

@@ -172,7 +172,7 @@ def export_teacher(
     if embeddings is not None:
         writer.write_item_embeddings(
             embeddings[1:].detach().float().cpu().numpy(),
-            {"source": f"{config['model']} checkpoint {model_file} (its item embeddings)"},
+            {"source": f"{config['model']} checkpoint {model_file} (its item embeddings)", "command": info["command"]},
         )
     logger.info(set_color("Teacher rankings written", "blue") + f": {teacher_path} ({len(topk)} samples, K={k})")
     return test_result

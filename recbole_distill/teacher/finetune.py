@@ -244,7 +244,7 @@ def main():
     args, _ = parser.parse_known_args()
     config = finetune_config(args.dataset, config_files(args.config_files))
     init_logger(config)
-    finetune(config, args.output, command=command_line("recbole_distill.teacher.finetune"))
+    finetune(config, args.output, show_progress=config["show_progress"], command=command_line("recbole_distill.teacher.finetune"))
 
 
 if __name__ == "__main__":

@@ -329,8 +329,8 @@ def main():
     args, _ = parser.parse_known_args()
     config = generative_config(args.dataset, config_files(args.config_files))
     init_logger(config)
-    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples, split=args.split,
-                             command=command_line("recbole_distill.teacher.generative"))
+    build_generative_teacher(config, args.teacher_path, args.topk, args.max_samples, show_progress=config["show_progress"],
+                             command=command_line("recbole_distill.teacher.generative"), split=args.split)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,8 @@ def dro_loss(scores, targets, propensity, beta=1.0):
     as_negative = negative.gather(1, columns)  # [B, K]
     as_positive = propensity[columns] * (scores.gather(1, columns) - 1).pow(2) / beta
     k = columns.size(1)
-    others = as_negative[:, None, :].expand(-1, k, -1).masked_fill(torch.eye(k, dtype=torch.bool, device=scores.device), float("-inf"))
+    itself = torch.eye(k, dtype=torch.bool, device=scores.device)  # a column is not its own negative
+    others = as_negative[:, None, :].expand(-1, k, -1).masked_fill(itself, float("-inf"))
     terms = torch.cat([rest[:, None, None].expand(-1, k, 1), others, as_positive[:, :, None]], dim=2)
     losses = torch.logsumexp(terms, dim=2)
     return losses if targets.dim() == 2 else losses[:, 0]

@@ -233,7 +233,8 @@ def build_generative_teacher(config, teacher_path=None, k=20, max_samples=None, 
     progress = tqdm(todo, desc=set_color("Generate", "pink"), ncols=100, disable=not show_progress,
                     total=n_batches, initial=n_batches - len(todo), unit="batch")
     for b in progress:
-        store.save(b, teacher.generate([teacher.prompt(texts.history_titles(r)) for r in selected[b * batch_size : (b + 1) * batch_size]]))
+        rows = selected[b * batch_size : (b + 1) * batch_size]
+        store.save(b, teacher.generate([teacher.prompt(texts.history_titles(r)) for r in rows]))
     seconds = time.time() - start
     generated = sum(len(selected[b * batch_size : (b + 1) * batch_size]) for b in todo)
 

@@ -101,3 +101,18 @@ def test_nonsense_settings_are_refused(few_users, key, value, message):
 def test_a_missing_model_is_refused(few_users, tmp_path):
     with pytest.raises(RecBoleDistillError, match="no causal language model"):
         GenerativeTeacher(generative_config(DATASET, config_dict={**few_users, "llm_path": str(tmp_path / "nothing")}))
+
+
+def test_titles_read_article_first_in_prompts(few_users):
+    from recbole_distill.data.dataset import KeyedSequentialDataset
+    from recbole_distill.data.item_text import article_first
+    from recbole_distill.teacher.generative import SampleTexts
+
+    assert [article_first(t) for t in ("Usual Suspects, The", "Haine, La", "Homme, L'", "Toy Story", "Me, Myself")] == [
+        "The Usual Suspects", "La Haine", "L'Homme", "Toy Story", "Me, Myself"]
+    for first in (True, False):
+        config = generative_config(DATASET, config_dict={**few_users, "llm_articles_first": first})
+        dataset = KeyedSequentialDataset(config)
+        texts = SampleTexts(config, dataset, dataset.build())
+        titles = set(texts.item_text)
+        assert ("The Usual Suspects (1995)" in titles) is first and ("Usual Suspects, The (1995)" in titles) is not first

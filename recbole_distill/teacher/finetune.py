@@ -41,8 +41,8 @@ DEFAULTS_FILE = PROPERTIES_DIR / "teacher" / "finetune.yaml"
 STATE_FILE = "finetune_state.pt"
 METHODS = ("lora", "full")
 # what the trained weights depend on: a saved state made with other values is not resumed
-PROMPT_KEYS = ("llm_prompt", "llm_chat_template", "llm_response_prefix", "llm_item_template", "llm_history_length",
-               "llm_answer_stop")
+PROMPT_KEYS = ("llm_prompt", "llm_chat_template", "llm_response_prefix", "llm_item_template", "llm_articles_first",
+               "llm_history_length", "llm_answer_stop")
 TRAINING_KEYS = ("finetune_method", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
                  "finetune_learning_rate", "finetune_batch_size", "finetune_epochs", "finetune_max_samples", "seed")
 

@@ -43,7 +43,7 @@ from recbole_distill.teacher.ranking import mask_history, resolve_exclude_histor
 DEFAULTS_FILE = PROPERTIES_DIR / "teacher" / "generative.yaml"
 FINETUNE_RECORD = "finetune.yaml"  # written into a fine-tuned LM's folder by recbole_distill.teacher.finetune
 # what a finished batch depends on: a rerun with other values must not reuse it
-GENERATION_KEYS = ("llm_prompt", "llm_chat_template", "llm_response_prefix", "llm_item_template",
+GENERATION_KEYS = ("llm_prompt", "llm_chat_template", "llm_response_prefix", "llm_item_template", "llm_articles_first",
                    "llm_history_length", "llm_max_new_tokens", "llm_num_beams", "llm_batch_size")
 
 
@@ -59,6 +59,7 @@ def generative_config(dataset, config_files=None, config_dict=None):
     for key in ("llm_history_length", "llm_max_new_tokens", "llm_num_beams", "llm_batch_size"):
         check_whole(config, key, low=1)
     check_choice(config, "grounding_embedding", ("llm", "sentence"))
+    check_choice(config, "llm_articles_first", (True, False))
     if not isinstance(config["llm_prompt"], str) or "{history}" not in config["llm_prompt"]:
         raise ConfigError("llm_prompt", config["llm_prompt"], "a text with the placeholder {history}")
     return config
@@ -181,7 +182,8 @@ class SampleTexts:
 
     def __init__(self, config, dataset, datasets):
         items = list(dataset.field2id_token[dataset.iid_field][1:])
-        self.item_text = np.array(read_item_text(config, items, config["llm_item_template"]), dtype=object)
+        wording = read_item_text(config, items, config["llm_item_template"], config["llm_articles_first"])
+        self.item_text = np.array(wording, dtype=object)
         feats = [d.inter_feat for d in datasets]
         self.histories = np.concatenate([f[dataset.item_id_list_field].numpy() for f in feats])
         self.lengths = np.concatenate([f[dataset.item_list_length_field].numpy() for f in feats])

@@ -110,9 +110,13 @@ def test_titles_read_article_first_in_prompts(few_users):
 
     assert [article_first(t) for t in ("Usual Suspects, The", "Haine, La", "Homme, L'", "Toy Story", "Me, Myself")] == [
         "The Usual Suspects", "La Haine", "L'Homme", "Toy Story", "Me, Myself"]
+    wording = {}
     for first in (True, False):
         config = generative_config(DATASET, config_dict={**few_users, "llm_articles_first": first})
         dataset = KeyedSequentialDataset(config)
-        texts = SampleTexts(config, dataset, dataset.build())
-        titles = set(texts.item_text)
-        assert ("The Usual Suspects (1995)" in titles) is first and ("Usual Suspects, The (1995)" in titles) is not first
+        wording[first] = list(SampleTexts(config, dataset, dataset.build()).item_text)
+    library_style = [t for t in wording[False] if ", The (" in t]
+    assert library_style and not any(", The (" in t for t in wording[True])
+    for before, after in zip(wording[False], wording[True]):
+        if before in library_style:  # "Edge, The (1997)" -> "The Edge (1997)"
+            assert after == "The " + before.replace(", The (", " (")

@@ -67,3 +67,18 @@ def test_the_table_shows_intervals_from_the_per_user_files(tmp_path):
     expected = paired_bootstrap(per_user["DLLM2RecSASRec"], per_user["SASRec"], per_user["TeacherRanking"])
     assert f"+{expected['gain'] * 100:.1f} % [{expected['gain_low'] * 100:+.1f} %, {expected['gain_high'] * 100:+.1f} %]" in distilled
     assert f"{expected['share'] * 100:.0f} % [{expected['share_low'] * 100:.0f}, {expected['share_high'] * 100:.0f} %]" in distilled
+
+
+def test_with_unequal_seeds_the_gain_is_the_one_its_interval_pairs(tmp_path):
+    users = [str(u) for u in range(4)]
+    runs = [("SASRec", 1, [0.1, 0.2, 0.1, 0.2]), ("SASRec", 2, [0.9, 0.9, 0.9, 0.9]),
+            ("DLLM2RecSASRec", 1, [0.2, 0.2, 0.2, 0.2])]
+    for model, seed, values in runs:
+        row = {"model": model, "variant": "", "seed": seed, "test_ndcg@10": np.mean(values),
+               "valid_ndcg@10": 0.1, "seconds_per_epoch": 1.0}
+        write_per_user(tmp_path, row, {"metric": "ndcg@10", "users": users, "values": values})
+        append_row(tmp_path / "runs.csv", row)
+    table = write_table(read_runs(tmp_path / "runs.csv"), tmp_path / "results.md")
+    distilled = next(line for line in table.splitlines() if line.startswith("| DLLM2RecSASRec"))
+    # seed 1 only: 0.2 / 0.15 - 1 = +33.3 %, not 0.2 / 0.525 - 1 over both of SASRec's seeds
+    assert "| +33.3 % [" in distilled

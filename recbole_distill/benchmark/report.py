@@ -152,7 +152,8 @@ def intervals(rows, folder):
 def write_table(rows, path):
     """Markdown table: quality (mean +- std over seeds) and cost per run; each distilled student's gain over
     its plain twin and the share of the teacher's (``TeacherRanking``) lead it recovers, with 95 % paired
-    bootstrap intervals where per-user values were kept; all on the metric that selected the epoch."""
+    bootstrap intervals where per-user values were kept (the gain then on the seeds both runs have, the ones
+    its interval pairs); all on the metric that selected the epoch."""
     summary = summarise(rows)
     metric, quality = metrics_of(rows)
     test = f"test_{metric}"
@@ -169,11 +170,11 @@ def write_table(rows, path):
             gain = _percent(stats[test][0] / twin[test][0] - 1)
             if teacher and teacher[test][0] != twin[test][0]:
                 share = f"{(stats[test][0] - twin[test][0]) / (teacher[test][0] - twin[test][0]) * 100:.0f} %"
-        if name in bounds:
+        if name in bounds:  # point and interval from the same paired users and seeds
             b = bounds[name]
-            gain += f" [{_percent(b['gain_low'])}, {_percent(b['gain_high'])}]"
+            gain = f"{_percent(b['gain'])} [{_percent(b['gain_low'])}, {_percent(b['gain_high'])}]"
             if "share" in b:
-                share += f" [{b['share_low'] * 100:.0f}, {b['share_high'] * 100:.0f} %]"
+                share = f"{b['share'] * 100:.0f} % [{b['share_low'] * 100:.0f}, {b['share_high'] * 100:.0f} %]"
         cells = [name, str(stats["seeds"])]
         cells += [_quality(stats, c) for c in quality]
         cells += [

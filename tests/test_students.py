@@ -114,15 +114,27 @@ def distilled_scores(monkeypatch):
     return seen
 
 
-def test_distillation_scores_are_the_full_sort_scores(base_config, teacher_dir, distilled_scores):
-    """L_d must read exactly the scores full_sort_predict gives for the training prefix."""
-    _, student, train_data, _ = prepare(base_config, teacher_dir, "DLLM2RecSASRec")
+@pytest.mark.parametrize("model, scorings", [
+    # full_sort_predict calls in the first and the second step: from the second step on, the CE models' L_d reads
+    # the CE's own logits (the first step checks that they are full_sort_predict's scores); DROS's own loss
+    # reads full_sort_predict; BERT4Rec's Cloze logits are other scores, so L_d keeps asking for them
+    ("DLLM2RecSASRec", (1, 0)), ("DLLM2RecGRU4Rec", (1, 0)), ("DLLM2RecDROS", (2, 1)), ("DLLM2RecBERT4Rec", (1, 1)),
+])
+def test_distillation_scores_are_the_full_sort_scores(base_config, teacher_dir, distilled_scores, monkeypatch, model, scorings):
+    """L_d must read exactly the scores full_sort_predict gives for the training prefix, at every step."""
+    _, student, train_data, _ = prepare(base_config, teacher_dir, model)
     student.eval()  # no dropout, so both ways of computing the scores are deterministic
-    batch = first_batch(train_data)
-    seen = distilled_scores
-    student.calculate_loss(batch)
-    with torch.no_grad():
-        assert torch.allclose(seen[0], student.full_sort_predict(batch), atol=1e-5)
+    calls = []
+    original = type(student).full_sort_predict
+    monkeypatch.setattr(type(student), "full_sort_predict", lambda self, i: calls.append(1) or original(self, i))
+    batches = iter(train_data)
+    for step in range(2):
+        batch = next(batches)
+        calls.clear()
+        student.calculate_loss(batch)
+        assert len(calls) == scorings[step]
+        with torch.no_grad():
+            assert torch.allclose(distilled_scores[-1], original(student, batch), atol=1e-5)
 
 
 def test_one_pass_bert4rec_scores_are_those_of_the_cloze_input_with_mask_appended(base_config, teacher_dir, distilled_scores):

@@ -39,7 +39,10 @@ class DLLM2Rec(PluginRecommender):
 
     The RecBole model's ``forward``, ``predict`` and ``full_sort_predict`` run unchanged, so inference
     costs what the plain model costs. When the base loss and the distillation term read the same
-    encoder input (SASRec, GRU4Rec), the encoder runs once per batch.
+    encoder input (SASRec, GRU4Rec), the encoder runs once per batch; when the base loss is a loss module
+    over the very scores ``full_sort_predict`` gives (RecBole's CE of SASRec, GRU4Rec, NARM, ..., checked
+    once, at the first training step), ``L_d`` reads those scores, so the item-scoring product and its
+    backward run once too.
     """
 
     is_student = True
@@ -111,6 +114,10 @@ class DLLM2Rec(PluginRecommender):
             if hasattr(type(self), "_init_weights"):  # RecBole's CORE and SRGNN have none: torch's default init
                 self.item_embedding.projector.apply(self._init_weights)
         self._encoder_memo = None
+        self._loss_inputs = None  # within a training step: the score tensors the model's loss module read
+        self._loss_reads_full_scores = None  # learned at the first training step
+        if isinstance(getattr(self, "loss_fct", None), nn.Module):
+            self.loss_fct.register_forward_hook(self._record_loss_input)
 
     def forward(self, *inputs):
         with self._embedding_scope("input_lookups"):
@@ -125,11 +132,17 @@ class DLLM2Rec(PluginRecommender):
     def _one_step(self):
         """One training step: the encoder pass and the fused item table are computed once and shared."""
         self._encoder_memo = ((), None)
+        self._loss_inputs = []
         try:
             with self._embedding_scope("one_step"):
                 yield
         finally:
             self._encoder_memo = None
+            self._loss_inputs = None
+
+    def _record_loss_input(self, module, args, output):
+        if self._loss_inputs is not None and args:
+            self._loss_inputs.append(args[0])
 
     def _encode(self, *inputs):
         # Inside calculate_loss, a second call on the very same input tensors (the base loss, then
@@ -144,8 +157,15 @@ class DLLM2Rec(PluginRecommender):
 
     def _loss_and_scores(self, interaction):
         """The model's own loss and the next-item scores of the training prefix that ``L_d`` reads (inside
-        :meth:`_one_step`): ``full_sort_predict``'s scores, from the loss's encoder pass when their inputs agree."""
-        return super().calculate_loss(interaction), self.full_sort_predict(interaction)
+        :meth:`_one_step`): ``full_sort_predict``'s scores, from the loss's encoder pass when their inputs agree,
+        and the very tensor the loss module read when that is equal to them (found out at the first step)."""
+        rec_loss = super().calculate_loss(interaction)
+        read = self._loss_inputs
+        if self._loss_reads_full_scores is None:
+            scores = self.full_sort_predict(interaction)
+            self._loss_reads_full_scores = len(read) == 1 and read[0].shape == scores.shape and torch.equal(read[0], scores)
+            return rec_loss, scores
+        return rec_loss, read[0] if self._loss_reads_full_scores else self.full_sort_predict(interaction)
 
     def calculate_loss(self, interaction):
         if not self.rd_weight:

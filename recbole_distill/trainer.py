@@ -140,13 +140,6 @@ class HistoryFreeEvaluationMixin:
         masks = hasattr(dataset, "history_index") and resolve_exclude_history(
             self.config["eval_exclude_history"], dataset, key="eval_exclude_history"
         )
-        if masks and not self.config["single_spec"]:
-            # measured: 2 ranks gave recall@20 0.0625 against one process's 0.075 on an 80-user slice, with
-            # the mask; without it they agree. Until that is understood, distributed runs rank as RecBole does.
-            if not getattr(self, "_warned_distributed_mask", False):
-                self.logger.warning("eval_exclude_history is not applied in distributed runs yet: RecBole's evaluation")
-                self._warned_distributed_mask = True
-            masks = False
         self._history_of = dataset if masks else None
         return super().evaluate(eval_data, load_best_model, model_file, show_progress)
 

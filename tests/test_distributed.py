@@ -30,10 +30,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("epochs, tolerance", [(0, 0.0), (FULL_BATCH["epochs"], TOLERANCE)])
-def test_two_processes_give_the_metrics_of_one(base_config, teacher_dir, tmp_path, epochs, tolerance):
+# Untrained, the sharded evaluation must give one process's metrics exactly, with each user's history left out
+# (the slice's default); it changes the metrics here (MRR@10 0.025 against 0.0188 without it). Trained, the two
+# runs' weights differ in the last bits, and history-free ranking packs the candidates closer together: one user of
+# the 80 crossed the @20 boundary (recall@20 0.0625 against 0.075), past the tolerance, so that case ranks as RecBole.
+@pytest.mark.parametrize("epochs, tolerance, exclude_history", [(0, 0.0, None), (FULL_BATCH["epochs"], TOLERANCE, False)])
+def test_two_processes_give_the_metrics_of_one(base_config, teacher_dir, tmp_path, epochs, tolerance, exclude_history):
     config = {**base_config, **FULL_BATCH, "epochs": epochs, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path),
-              "eval_exclude_history": False}  # distributed runs do not mask history yet (trainer.py)
+              "eval_exclude_history": exclude_history}
     single = run("DLLM2RecSASRec", SLICE, config_dict=dict(config))
     double = run("DLLM2RecSASRec", SLICE, config_dict=dict(config), nproc=2, port=_free_port())
     assert double is not None, "rank 0 returned no result"

@@ -15,12 +15,19 @@ from conftest import SLICE, checkpoint_top_n
 
 # RecBole's sequential models that train on the slice's interactions alone, and what DLLM2Rec distils into them
 BOTH = ["NARM", "STAMP", "Caser", "NextItNet", "LightSANs", "CORE", "SRGNN", "GCSAN", "FOSSIL", "HGN", "HRM", "NPE",
-        "SHAN", "SINE", "TransRec"]
+        "SHAN", "SINE", "TransRec", "FEARec", "SASRecCPR", "GRU4RecCPR"]
 RANKING_ONLY = ["FPMC", "RepeatNet"]  # no item_embedding table to fuse the teacher's embeddings into
 FAST = {"NARM", "CORE", "FPMC"}  # the default suite; the rest run with -m slow
 # what the serving export (histories in, top-N out) does with each: serve it, or refuse it and say why
-NEEDS_USER = {"Caser", "FOSSIL", "HGN", "HRM", "NPE", "SHAN", "TransRec", "FPMC"}  # full_sort_predict reads user_id
-UNTRACEABLE = {"SRGNN", "GCSAN"}  # session graphs built with numpy: a trace fixes them to its example batch
+REFUSED = {
+    **dict.fromkeys(["Caser", "FOSSIL", "HGN", "HRM", "NPE", "SHAN", "TransRec", "FPMC"], "reads 'user_id' besides the history"),
+    # the CPR models' full_sort_predict computes their loss too, which reads the target
+    **dict.fromkeys(["SASRecCPR", "GRU4RecCPR"], "reads 'item_id' besides the history"),
+    # session graphs built with numpy: a trace fixes them to its example batch
+    **dict.fromkeys(["SRGNN", "GCSAN"], "does not give the checkpoint's own top-N"),
+}
+TORCHSCRIPT_ONLY = {"FEARec": "aten::fft_rfft"}  # ONNX has no operator for it
+OWN_SETTINGS = {"FEARec": {"n_layers": 2}}  # FEARec divides by n_layers - 1 (RecBole's default is 2)
 
 
 def _marks(model):
@@ -33,7 +40,8 @@ def test_any_sequential_model_distils_trains_and_reloads(backbone, ed_weight, ba
     name = f"DLLM2Rec{backbone}"
     student = get_model(name)
     assert issubclass(student, DLLM2Rec) and issubclass(student, get_model(backbone))
-    config = {**base_config, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path), "ed_weight": ed_weight}
+    config = {**base_config, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path), "ed_weight": ed_weight,
+              **OWN_SETTINGS.get(backbone, {})}
     result = run_recbole_distill(model=name, dataset=SLICE, config_dict=config)
     assert set(result["test_result"]) >= {"ndcg@10", "hit@10"}
     [checkpoint] = tmp_path.glob(f"{name}-*.pth")
@@ -41,16 +49,22 @@ def test_any_sequential_model_distils_trains_and_reloads(backbone, ed_weight, ba
     assert type(model) is student
 
     folder = tmp_path / "serving"
-    if backbone in NEEDS_USER | UNTRACEABLE:
-        reason = "reads 'user_id' besides the history" if backbone in NEEDS_USER else "does not give the checkpoint's own top-N"
-        with pytest.raises(RecBoleDistillError, match=reason):
+    if backbone in REFUSED:
+        with pytest.raises(RecBoleDistillError, match=REFUSED[backbone]):
             export_for_serving(checkpoint, folder, n=10)
         assert not (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
         return
-    pytest.importorskip("onnxruntime")
-    export_for_serving(checkpoint, folder, n=10)
+    backends = ("torchscript", "onnx")
+    if backbone in TORCHSCRIPT_ONLY:
+        with pytest.raises(RecBoleDistillError, match=f"cannot be exported to ONNX: .*{TORCHSCRIPT_ONLY[backbone]}"):
+            export_for_serving(checkpoint, folder, n=10)
+        assert not (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
+        backends = ("torchscript",)
+    else:
+        pytest.importorskip("onnxruntime")
+    export_for_serving(checkpoint, folder, formats=backends, n=10)
     item_seq, item_seq_len, scores, _ = checkpoint_top_n(checkpoint, 10)
-    for backend in ("torchscript", "onnx"):
+    for backend in backends:
         got, _ = Recommender(folder, backend).top_ids(item_seq, item_seq_len)
         assert np.allclose(got, scores, atol=1e-4), backend
 

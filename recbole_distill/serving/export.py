@@ -146,10 +146,16 @@ def export_for_serving(model_file, output, formats=FORMATS, n=100):
             tmp = output / ".model.onnx.tmp"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph, example, str(tmp), input_names=INPUTS, output_names=OUTPUTS, opset_version=17, dynamo=False,
-                    dynamic_axes={name: {0: "batch"} for name in INPUTS + OUTPUTS},
-                )
+                try:
+                    torch.onnx.export(
+                        graph, example, str(tmp), input_names=INPUTS, output_names=OUTPUTS, opset_version=17,
+                        dynamo=False, dynamic_axes={name: {0: "batch"} for name in INPUTS + OUTPUTS},
+                    )
+                except torch.onnx.errors.OnnxExporterError as e:  # e.g. FEARec's aten::fft_rfft
+                    raise RecBoleDistillError(
+                        f"{type(model).__name__} cannot be exported to ONNX: {str(e).splitlines()[0]}. "
+                        "Export it with --formats=torchscript; nothing was written."
+                    ) from None
             _check(model, graph, checked, _onnx_runner(tmp), "ONNX")
     except BaseException:
         if tmp is not None and tmp.exists():

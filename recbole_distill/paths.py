@@ -13,3 +13,4 @@ PLUGIN_ROOT = PACKAGE_DIR if (PACKAGE_DIR / "properties").is_dir() else PACKAGE_
 PROPERTIES_DIR = PLUGIN_ROOT / "properties"
 DATASET_DIR = PLUGIN_ROOT / "dataset"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).parent / "properties"
+RECBOLE_DATASET_EXAMPLES = Path(recbole.__file__).parent / "dataset_example"

@@ -17,6 +17,7 @@ from recbole.utils import ModelType, get_environment, get_flops, init_logger, in
 from recbole_distill.config import Config
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.model.abstract_recommender import is_plugin_model
+from recbole_distill.paths import DATASET_DIR, RECBOLE_DATASET_EXAMPLES
 from recbole_distill.utils import create_dataset, get_model, get_trainer
 
 
@@ -42,7 +43,25 @@ def _load_checkpoint(model_file):
     config = checkpoint["config"]
     # a checkpoint saved on a GPU machine still loads on a CPU-only one
     config["device"] = torch.device("cuda" if config["use_gpu"] and torch.cuda.is_available() else "cpu")
+    config["data_path"] = _data_path_here(config, model_file)
     return checkpoint
+
+
+def _data_path_here(config, model_file):
+    """The checkpoint's data folder on this machine. Its config names the folder by the absolute path of the
+    machine that wrote it (for ml-100k, inside that machine's recbole install); where that path is gone, the
+    data set is found where this install keeps it: RecBole's example data, or this checkout's ``dataset/``."""
+    data_path, dataset = config["data_path"], config["dataset"]
+    if os.path.isfile(os.path.join(data_path, f"{dataset}.inter")):
+        return data_path
+    for folder in (RECBOLE_DATASET_EXAMPLES / dataset, DATASET_DIR / dataset):
+        if (folder / f"{dataset}.inter").is_file():
+            getLogger().info(f"{model_file}: data set {dataset} found in {folder} ({data_path} is not on this machine)")
+            return str(folder)
+    raise RecBoleDistillError(
+        f"'{model_file}' was trained on {dataset} in '{data_path}', which this machine does not have. Put the data "
+        f"set's atomic files there or in {DATASET_DIR / dataset} (ML-1M: python -m recbole_distill.data.ml1m)."
+    )
 
 
 def _require_sequential(config, model_file, purpose):

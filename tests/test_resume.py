@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+import recbole
 import torch
 import yaml
 
-from recbole_distill import run_recbole_distill
+from recbole_distill import load_data_and_model, run_recbole_distill
 from recbole_distill.errors import RecBoleDistillError
 
 from conftest import SLICE
@@ -80,3 +81,24 @@ def test_the_same_seed_gives_the_same_metrics_twice(base_config, teacher_dir, tm
     second = run_recbole_distill("DLLM2RecSASRec", SLICE, config_dict=config)
     assert first == second
     assert first["test_result"]["ndcg@10"] > 0
+
+
+def test_a_checkpoint_from_another_machine_finds_its_data_here(base_config, tmp_path):
+    """Checkpoints name their data folder by the writing machine's absolute path (for ml-100k, inside its recbole
+    install): a committed resume state or checkpoint must still load where the data set lives elsewhere."""
+    run_recbole_distill("SASRec", "ml-100k", config_dict={**base_config, "checkpoint_dir": str(tmp_path)})
+    [checkpoint] = tmp_path.glob("SASRec-*.pth")
+    moved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    moved["config"]["data_path"] = "/another/machine/site-packages/recbole/dataset_example/ml-100k"
+    torch.save(moved, tmp_path / "moved.pth")
+    config, _, dataset, _, _, _ = load_data_and_model(str(tmp_path / "moved.pth"))
+    assert Path(config["data_path"]) == Path(recbole.__file__).parent / "dataset_example" / "ml-100k"
+    assert dataset.user_num - 1 == 943  # ml-100k itself, loaded from this install
+
+    run_recbole_distill("SASRec", SLICE, config_dict={**base_config, "checkpoint_dir": str(tmp_path / "slice")})
+    [checkpoint] = (tmp_path / "slice").glob("SASRec-*.pth")
+    moved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    moved["config"]["data_path"] = f"/another/machine/data/{SLICE}"
+    torch.save(moved, tmp_path / "moved-slice.pth")
+    with pytest.raises(RecBoleDistillError, match=f"was trained on {SLICE} in '/another/machine/data/{SLICE}', which this machine"):
+        load_data_and_model(str(tmp_path / "moved-slice.pth"))

@@ -49,6 +49,20 @@ def test_candidate_confidence_with_distances():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_softmax_likelihood_makes_each_candidate_a_positive_of_the_students_softmax():
+    distances = torch.tensor([[1.0, 2.0, 4.0]])
+    w = mix((0.3, 0.5, 0.1), softmax([-1, -2, -3]), softmax([-1.0, -2.0, -4.0]), [0, 0, 1])
+    items = [0.0, 2.0, -1.0, 0.5, 3.0, 1.0]  # SCORES, padding column included as in RecBole's CE
+    log_z = math.log(sum(math.exp(x) for x in items))
+    expected = -(w[0] * (-1.0 - log_z) + w[1] * (0.5 - log_z) + w[2] * (2.0 - log_z))
+    loss = ranking_distillation_loss(SCORES, TOPK, distances, likelihood="softmax")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # a common shift of the logits, which leaves the student's cross-entropy unchanged, leaves it unchanged too
+    shifted = ranking_distillation_loss(SCORES + 5.0, TOPK, distances, likelihood="softmax")
+    assert shifted.item() == pytest.approx(expected, rel=1e-6)
+    assert ranking_distillation_loss(SCORES + 5.0, TOPK, distances).item() < 0.1 * ranking_distillation_loss(SCORES, TOPK, distances).item()
+
+
 def test_logit_scores_beta_and_gammas():
     logits = torch.tensor([[3.0, 1.0, 0.0]])
     topk = torch.tensor([[4, 1, 2]])  # items 4 and 1 overlap with the student's top-3
@@ -169,6 +183,8 @@ def test_bad_arguments_are_refused():
         ranking_distillation_loss(SCORES, TOPK, distances, confidence="sequence")
     with pytest.raises(ValueError, match="negative"):
         ranking_distillation_loss(SCORES, TOPK, distances, negative_scores=torch.zeros(1), negative="hinge")
+    with pytest.raises(ValueError, match="likelihood"):
+        ranking_distillation_loss(SCORES, TOPK, distances, likelihood="probit")
 
 
 def test_logit_distillation_by_hand():

@@ -184,6 +184,7 @@ def test_inference_uses_the_cached_table(base_config, teacher_dir):
         {"ed_offset": False, "rd_negative": None},
         {"rd_confidence": "sequence", "rd_negative": "bce", "teacher_k": 20},
         {"rd_confidence": "official", "rd_negative_exclude_history": True},
+        {"rd_likelihood": "softmax", "rd_negative": None},
     ],
 )
 def test_variants_train_a_batch(base_config, teacher_dir, overrides):
@@ -210,6 +211,7 @@ def test_variants_train_a_batch(base_config, teacher_dir, overrides):
         ("rd_confidence", "global", "'rd_confidence' = 'global'"),
         ("ed_scope", "output", "'ed_scope' = 'output'"),
         ("rd_negative_exclude_history", "yes", "'rd_negative_exclude_history' = 'yes'"),
+        ("rd_likelihood", "probit", "'rd_likelihood' = 'probit'"),
         ("ed_projector", "transformer", "'ed_projector'"),
         ("warmup_steps", -1, "'warmup_steps' = -1: expected a whole number >= 0"),
     ],

@@ -20,6 +20,7 @@ from recbole_distill.model.checks import check_choice, check_number, check_whole
 from recbole_distill.model.layers import PROJECTORS, SCOPES, CollaborativeItemEmbedding
 from recbole_distill.model.losses import (
     CONFIDENCE_MODES,
+    LIKELIHOODS,
     NEGATIVE_TERMS,
     ranking_distillation_loss,
     ranking_distillation_weights,
@@ -68,6 +69,7 @@ class DLLM2Rec(PluginRecommender):
         check_number(config, "rd_beta", low=0, low_open=True, meaning="temperature of the position weight")
         check_whole(config, "teacher_k", low=1, meaning="teacher candidates per sample")
         check_choice(config, "rd_confidence", CONFIDENCE_MODES)
+        check_choice(config, "rd_likelihood", LIKELIHOODS)
         check_choice(config, "rd_negative", (None,) + NEGATIVE_TERMS)
         check_choice(config, "rd_negative_exclude_history", (True, False))
         check_choice(config, "ed_projector", PROJECTORS)
@@ -92,6 +94,7 @@ class DLLM2Rec(PluginRecommender):
         self.rd_gammas = tuple(config["rd_gammas"])
         self.rd_beta = config["rd_beta"]
         self.rd_confidence = config["rd_confidence"]
+        self.rd_likelihood = config["rd_likelihood"]
         self.rd_negative = config["rd_negative"]
         self.rd_negative_exclude_history = config["rd_negative_exclude_history"]
         self.teacher_score_kind = dataset.teacher_score_kind
@@ -203,6 +206,7 @@ class DLLM2Rec(PluginRecommender):
             negative_scores=negative_scores,
             negative=self.rd_negative,
             weights=self._ranking_weights(scores, interaction) if weights is None else weights,
+            likelihood=self.rd_likelihood,
         )
 
     def _sample_negatives(self, targets, history=None, max_draws=100):

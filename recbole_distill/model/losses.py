@@ -10,6 +10,7 @@ import torch.nn.functional as F
 SCORE_KINDS = ("distance", "logit", "prob")
 CONFIDENCE_MODES = ("candidate", "official", "sequence")
 NEGATIVE_TERMS = ("official", "bce")
+LIKELIHOODS = ("sigmoid", "softmax")
 
 
 def _confidence_logits(scores, score_kind):
@@ -118,11 +119,17 @@ def ranking_distillation_loss(
     negative_scores=None,
     negative="official",
     weights=None,
+    likelihood="sigmoid",
 ):
     r"""DLLM2Rec's importance-aware ranking distillation loss (Cui et al. 2024, eq. 5).
 
     ``L_d = mean_s ( - sum_k w_sk * log sigmoid(scores[s, t_sk]) )``: the teacher's top-K items are
     extra positives for the student, weighted by :func:`ranking_distillation_weights`.
+
+    ``likelihood="softmax"`` makes each candidate a positive of the student's own softmax instead,
+    ``- sum_k w_sk * log softmax(scores[s])[t_sk]``: the same weighted positives for a student trained with
+    cross-entropy over all items, whose logits a common shift leaves unchanged (the sigmoid of eq. 5 is the
+    likelihood of the official code's BCE-trained students).
 
     The official code also pushes one sampled negative per row down with every candidate; pass its
     scores as ``negative_scores`` (``[B]``) to add ``sum_k w_sk * -log sigmoid(1 - y_neg)``
@@ -137,8 +144,13 @@ def ranking_distillation_loss(
         weights = ranking_distillation_weights(
             scores, teacher_topk, teacher_scores, gammas, beta, score_kind, confidence, teacher_target_scores
         )
-    candidate_scores = scores.gather(1, teacher_topk)
-    per_row = -(weights * F.logsigmoid(candidate_scores)).sum(dim=1)
+    if likelihood == "sigmoid":
+        candidate_log_likelihood = F.logsigmoid(scores.gather(1, teacher_topk))
+    elif likelihood == "softmax":
+        candidate_log_likelihood = F.log_softmax(scores, dim=1).gather(1, teacher_topk)
+    else:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    per_row = -(weights * candidate_log_likelihood).sum(dim=1)
     if negative_scores is not None:
         if negative == "official":
             negative_loss = -F.logsigmoid(1 - negative_scores)

@@ -31,9 +31,9 @@ def _free_port():
 
 
 # Untrained, the sharded evaluation must give one process's metrics exactly, with each user's history left out
-# (the slice's default); it changes the metrics here (MRR@10 0.025 against 0.0188 without it). Trained, the two
-# runs' weights differ in the last bits, and history-free ranking packs the candidates closer together: one user of
-# the 80 crossed the @20 boundary (recall@20 0.0625 against 0.075), past the tolerance, so that case ranks as RecBole.
+# (the slice's default; it changes the metrics here: MRR@10 0.025 against 0.0188 without it). Trained, the two runs'
+# weights differ in the last bits; with history left out one user of the 80 crossed the @20 boundary (recall@20
+# 0.0625 against 0.075), past the tolerance, so that case ranks as RecBole does.
 @pytest.mark.parametrize("epochs, tolerance, exclude_history", [(0, 0.0, None), (FULL_BATCH["epochs"], TOLERANCE, False)])
 def test_two_processes_give_the_metrics_of_one(base_config, teacher_dir, tmp_path, epochs, tolerance, exclude_history):
     config = {**base_config, **FULL_BATCH, "epochs": epochs, "teacher_path": str(teacher_dir), "checkpoint_dir": str(tmp_path),

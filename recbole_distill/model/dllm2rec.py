@@ -166,7 +166,8 @@ class DLLM2Rec(PluginRecommender):
         read = self._loss_inputs
         if self._loss_reads_full_scores is None:
             scores = self.full_sort_predict(interaction)
-            self._loss_reads_full_scores = len(read) == 1 and read[0].shape == scores.shape and torch.equal(read[0], scores)
+            same = len(read) == 1 and read[0].shape == scores.shape and torch.equal(read[0], scores)
+            self._loss_reads_full_scores = same
             return rec_loss, scores
         return rec_loss, read[0] if self._loss_reads_full_scores else self.full_sort_predict(interaction)
 

@@ -3,6 +3,7 @@
 import os
 
 import torch
+import yaml
 from recbole.config import Config as RecBoleConfig
 
 from recbole_distill.errors import ConfigError
@@ -25,6 +26,27 @@ def _model_default_files(model_class):
             if file.is_file():
                 files.append(file)
     return files
+
+
+def add_defaults_saved_without(config):
+    """Give a saved ``config`` the model defaults it was saved without; returns the keys added.
+
+    A checkpoint keeps the config it was trained with. A key that ``properties/model/<Model>.yaml``
+    gained since then is read as its default, which keeps the earlier behaviour (new keys are added so);
+    without it the key would read as ``None``.
+    """
+    model_class = get_model(config["model"])
+    if not is_plugin_model(model_class):
+        return []
+    added = []
+    for file in _model_default_files(model_class):
+        with open(file, encoding="utf-8") as f:
+            defaults = yaml.load(f.read(), Loader=config.yaml_loader) or {}
+        for key, value in defaults.items():
+            if key not in config.final_config_dict:
+                config.final_config_dict[key] = value
+                added.append(key)
+    return added
 
 
 class Config(RecBoleConfig):

@@ -14,7 +14,7 @@ from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import ModelType, get_environment, get_flops, init_logger, init_seed, set_color
 
-from recbole_distill.config import Config
+from recbole_distill.config import Config, add_defaults_saved_without
 from recbole_distill.errors import ConfigError, RecBoleDistillError
 from recbole_distill.model.abstract_recommender import is_plugin_model
 from recbole_distill.paths import DATASET_DIR, RECBOLE_DATASET_EXAMPLES
@@ -44,6 +44,7 @@ def _load_checkpoint(model_file):
     # a checkpoint saved on a GPU machine still loads on a CPU-only one
     config["device"] = torch.device("cuda" if config["use_gpu"] and torch.cuda.is_available() else "cpu")
     config["data_path"] = _data_path_here(config, model_file)
+    add_defaults_saved_without(config)
     return checkpoint
 
 

@@ -102,3 +102,17 @@ def test_a_checkpoint_from_another_machine_finds_its_data_here(base_config, tmp_
     torch.save(moved, tmp_path / "moved-slice.pth")
     with pytest.raises(RecBoleDistillError, match=f"was trained on {SLICE} in '/another/machine/data/{SLICE}', which this machine"):
         load_data_and_model(str(tmp_path / "moved-slice.pth"))
+
+
+def test_a_checkpoint_saved_before_a_key_existed_reads_its_default(base_config, teacher_dir, tmp_path):
+    """A resume state written before ``rd_likelihood`` existed resumed with ``None`` and failed in its first step."""
+    config = {**base_config, "teacher_path": str(teacher_dir), "epochs": 1, "checkpoint_dir": str(tmp_path)}
+    run_recbole_distill("DLLM2RecGRU4Rec", SLICE, config_dict={**config, "rd_gammas": [1, 0, 0]})
+    [checkpoint] = tmp_path.glob("DLLM2RecGRU4Rec-*.pth")
+    old = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    del old["config"].final_config_dict["rd_likelihood"]
+    torch.save(old, tmp_path / "old.pth")
+
+    config, model, *_ = load_data_and_model(str(tmp_path / "old.pth"))
+    assert config["rd_likelihood"] == model.rd_likelihood == "sigmoid"  # DLLM2Rec.yaml's default
+    assert config["rd_gammas"] == [1, 0, 0]  # what the run was given stays

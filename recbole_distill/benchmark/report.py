@@ -116,11 +116,13 @@ def _percent(value):
 
 def paired_values(folder, runs_by_name, names):
     """Per-user values of the runs ``names``, averaged over their common seeds, on their common users; None
-    when a run lacks its per-user file."""
-    seeds = set.intersection(*({int(r["seed"]) for r in runs_by_name[n]} for n in names))
+    when a run lacks its per-user file. The teacher row plays back one artifact whatever its seed, so its
+    seeds do not narrow the others': it is averaged over the seeds it has."""
+    seeds = set.intersection(*({int(r["seed"]) for r in runs_by_name[n]} for n in names if n != TEACHER))
     tables = []
     for name in names:
-        per_seed = [read_per_user(folder, r) for r in runs_by_name[name] if int(r["seed"]) in seeds]
+        runs = runs_by_name[name]
+        per_seed = [read_per_user(folder, r) for r in runs if name == TEACHER or int(r["seed"]) in seeds]
         if not per_seed or any(t is None for t in per_seed):
             return None, seeds
         tables.append(per_seed)

@@ -69,33 +69,30 @@ def test_the_table_shows_intervals_from_the_per_user_files(tmp_path):
     assert f"{expected['share'] * 100:.0f} % [{expected['share_low'] * 100:.0f}, {expected['share_high'] * 100:.0f} %]" in distilled
 
 
-def test_with_unequal_seeds_the_gain_is_the_one_its_interval_pairs(tmp_path):
-    users = [str(u) for u in range(4)]
-    runs = [("SASRec", 1, [0.1, 0.2, 0.1, 0.2]), ("SASRec", 2, [0.9, 0.9, 0.9, 0.9]),
-            ("DLLM2RecSASRec", 1, [0.2, 0.2, 0.2, 0.2])]
+def _distilled_row(folder, runs):
+    """The DLLM2RecSASRec line of the table written from ``runs``: (model, seed, per-user values of 4 users)."""
     for model, seed, values in runs:
         row = {"model": model, "variant": "", "seed": seed, "test_ndcg@10": np.mean(values),
                "valid_ndcg@10": 0.1, "seconds_per_epoch": 1.0}
-        write_per_user(tmp_path, row, {"metric": "ndcg@10", "users": users, "values": values})
-        append_row(tmp_path / "runs.csv", row)
-    table = write_table(read_runs(tmp_path / "runs.csv"), tmp_path / "results.md")
-    distilled = next(line for line in table.splitlines() if line.startswith("| DLLM2RecSASRec"))
+        write_per_user(folder, row, {"metric": "ndcg@10", "users": ["0", "1", "2", "3"], "values": values})
+        append_row(folder / "runs.csv", row)
+    table = write_table(read_runs(folder / "runs.csv"), folder / "results.md")
+    return next(line for line in table.splitlines() if line.startswith("| DLLM2RecSASRec"))
+
+
+def test_with_unequal_seeds_the_gain_is_the_one_its_interval_pairs(tmp_path):
+    runs = [("SASRec", 1, [0.1, 0.2, 0.1, 0.2]), ("SASRec", 2, [0.9, 0.9, 0.9, 0.9]),
+            ("DLLM2RecSASRec", 1, [0.2, 0.2, 0.2, 0.2])]
+    distilled = _distilled_row(tmp_path, runs)
     # seed 1 only: 0.2 / 0.15 - 1 = +33.3 %, not 0.2 / 0.525 - 1 over both of SASRec's seeds
     assert "| +33.3 % [" in distilled
 
 
 def test_a_teacher_of_one_seed_leaves_the_pair_its_seeds(tmp_path):
     """The teacher row is one artifact; run once, it must not reduce a two-seed pair to its first seed."""
-    users = [str(u) for u in range(4)]
     runs = [("SASRec", 1, [0.1, 0.2, 0.1, 0.2]), ("SASRec", 2, [0.1, 0.2, 0.1, 0.2]),
             ("DLLM2RecSASRec", 1, [0.2, 0.2, 0.2, 0.2]), ("DLLM2RecSASRec", 2, [0.1, 0.1, 0.1, 0.1]),
             ("TeacherRanking", 1, [0.4, 0.4, 0.4, 0.4])]
-    for model, seed, values in runs:
-        row = {"model": model, "variant": "", "seed": seed, "test_ndcg@10": np.mean(values),
-               "valid_ndcg@10": 0.1, "seconds_per_epoch": 1.0}
-        write_per_user(tmp_path, row, {"metric": "ndcg@10", "users": users, "values": values})
-        append_row(tmp_path / "runs.csv", row)
-    table = write_table(read_runs(tmp_path / "runs.csv"), tmp_path / "results.md")
-    distilled = next(line for line in table.splitlines() if line.startswith("| DLLM2RecSASRec"))
+    distilled = _distilled_row(tmp_path, runs)
     # both seeds: 0.15 / 0.15 - 1 = +0.0 %, not seed 1's +33.3 %; share (0.15 - 0.15) / (0.4 - 0.15) = 0 %
     assert "| +0.0 % [" in distilled and "| 0 % [" in distilled

@@ -29,7 +29,7 @@ def _model_default_files(model_class):
 
 
 def add_defaults_saved_without(config):
-    """Give a saved ``config`` the model defaults it was saved without; returns the keys added.
+    """Give a saved ``config`` the model defaults it was saved without.
 
     A checkpoint keeps the config it was trained with. A key that ``properties/model/<Model>.yaml``
     gained since then is read as its default, which keeps the earlier behaviour (new keys are added so);
@@ -37,16 +37,12 @@ def add_defaults_saved_without(config):
     """
     model_class = get_model(config["model"])
     if not is_plugin_model(model_class):
-        return []
-    added = []
+        return
     for file in _model_default_files(model_class):
         with open(file, encoding="utf-8") as f:
             defaults = yaml.load(f.read(), Loader=config.yaml_loader) or {}
         for key, value in defaults.items():
-            if key not in config.final_config_dict:
-                config.final_config_dict[key] = value
-                added.append(key)
-    return added
+            config.final_config_dict.setdefault(key, value)
 
 
 class Config(RecBoleConfig):

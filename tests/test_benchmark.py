@@ -127,6 +127,8 @@ def test_stopping_the_benchmark_stops_its_run(base_config, tmp_path):
     assert read_runs(tmp_path / "out" / "runs.csv") == []
 
 
+# ~50 s; by default, test_resume covers a mid-epoch stop and test_benchmark_runs_and_resumes the benchmark's resume
+@pytest.mark.slow
 def test_a_benchmark_stopped_mid_run_resumes_that_run(base_config, teacher_dir, tmp_path):
     # small batches make an epoch last a few seconds, so the stop lands inside the run
     config = {**base_config, "train_batch_size": 64, "epochs": 4, "stopping_step": 10, "teacher_path": str(teacher_dir)}

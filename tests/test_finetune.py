@@ -89,6 +89,7 @@ def test_the_merged_folder_generates_through_the_builder_without_history_items(f
     assert not any((r, int(c)) in history for r in range(len(topk)) for c in topk[r])  # never a history item
 
 
+@pytest.mark.slow  # ~55 s: two SmolLM2 fine-tunes in subprocesses
 def test_a_killed_finetune_resumes_from_its_last_saved_step(few_users, smollm2_folder, tuned, tmp_path):
     """Killed (SIGKILL) after its second saved step, then run again: the same weights as the run never stopped."""
     config_file = tmp_path / "finetune.yaml"

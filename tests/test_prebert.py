@@ -89,9 +89,13 @@ def test_token_map_survives_save_and_load(prebert_checkpoint, base_config):
     assert model.dataset_items == list(dataset.field2id_token[dataset.iid_field])  # for teachers' checks
 
 
+def _minibert_overrides(mode, prebert_checkpoint, teacher_dir):
+    return {"kd_teacher": mode, "teacher_model_file": str(prebert_checkpoint), "teacher_path": str(teacher_dir)}
+
+
 @pytest.mark.parametrize("mode", ["online", "artifact"])
-def test_minibert_trains_with_either_teacher(base_config, prebert_checkpoint, teacher_dir, tmp_path, mode):
-    overrides = {"kd_teacher": mode, "teacher_model_file": str(prebert_checkpoint), "teacher_path": str(teacher_dir)}
+def test_minibert_learns_from_either_teacher(base_config, prebert_checkpoint, teacher_dir, mode):
+    overrides = _minibert_overrides(mode, prebert_checkpoint, teacher_dir)
     config, model, train_data, _ = prepare(base_config, "MiniBERT", **overrides)
     ce, kd = model.calculate_loss(next(iter(train_data)))
     assert ce.item() > 0 and kd.item() > 0
@@ -99,6 +103,11 @@ def test_minibert_trains_with_either_teacher(base_config, prebert_checkpoint, te
     assert model.item_embedding.weight.grad is not None
     assert not any(key.startswith("teacher") for key in model.state_dict())  # the student's state only
 
+
+# the online teacher's whole run takes ~40 s: its 6-layer encoder scores every batch
+@pytest.mark.parametrize("mode", [pytest.param("online", marks=pytest.mark.slow), "artifact"])
+def test_minibert_trains_and_tests_with_either_teacher(base_config, prebert_checkpoint, teacher_dir, tmp_path, mode):
+    overrides = _minibert_overrides(mode, prebert_checkpoint, teacher_dir)
     result = run_recbole_distill(
         model="MiniBERT", dataset=SLICE, config_dict={**base_config, **overrides, "checkpoint_dir": str(tmp_path)}
     )

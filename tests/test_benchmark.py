@@ -42,6 +42,15 @@ def test_table_means_stds_and_gains(tmp_path):
     assert plain_twin("TeacherRanking") is None
 
 
+def test_epoch_time_vs_twin_uses_the_seeds_both_have(tmp_path):
+    runs = tmp_path / "runs.csv"
+    for r in [row("BERT4Rec", 1, 0.05, 10), row("BERT4Rec", 2, 0.05, 20), row("DLLM2RecBERT4Rec", 1, 0.05, 19)]:
+        append_row(runs, r)
+    distilled = next(line for line in write_table(read_runs(runs), tmp_path / "results.md").splitlines()
+                     if line.startswith("| DLLM2RecBERT4Rec"))
+    assert distilled.endswith("| 1.90 x |")  # 19 / 10 on seed 1, not 19 / 15 over both twin seeds
+
+
 def test_variants_and_the_teacher_row(tmp_path):
     runs = tmp_path / "runs.csv"
     for r in [row("GRU4Rec", 1, 0.05, 10), row("DLLM2RecGRU4Rec", 1, 0.06, 11),

@@ -119,11 +119,16 @@ def _percent(value):
     return f"{value * 100:+.1f} %"
 
 
+def seeds_of(runs):
+    """The seeds a list of runs covers."""
+    return {int(r["seed"]) for r in runs}
+
+
 def paired_values(folder, runs_by_name, names):
     """Per-user values of the runs ``names``, averaged over their common seeds, on their common users; None
     when a run lacks its per-user file. The teacher row plays back one artifact whatever its seed, so its
     seeds do not narrow the others': it is averaged over the seeds it has."""
-    seeds = set.intersection(*({int(r["seed"]) for r in runs_by_name[n]} for n in names if n != TEACHER))
+    seeds = set.intersection(*(seeds_of(runs_by_name[n]) for n in names if n != TEACHER))
     tables = []
     for name in names:
         runs = runs_by_name[name]
@@ -157,7 +162,7 @@ def intervals(rows, folder):
 def epoch_ratio(runs, twin_runs):
     """A student's mean epoch time over its twin's, on the seeds both have (on all seeds when they share
     none), so that a twin run on more seeds than its student does not skew the ratio."""
-    common = {int(r["seed"]) for r in runs} & {int(r["seed"]) for r in twin_runs}
+    common = seeds_of(runs) & seeds_of(twin_runs)
 
     def mean(chosen):
         return statistics.mean(float(r["seconds_per_epoch"]) for r in chosen if not common or int(r["seed"]) in common)

@@ -68,6 +68,8 @@ CASES = {
                                           "--item_map=x", "--min_match=nan"], "'nan' is not a finite number"),
     "text embeddings: --batch_size=0": (["-m", "recbole_distill.teacher.text_embedding", "--batch_size=0"],
                                         "argument --batch_size: '0' must be >= 1"),
+    "target-only teacher: missing source": (["-m", "recbole_distill.teacher.target_ranking", "--teacher_path={missing}",
+                                             "--output={out}"], "teacher folder .*missing.pth' does not exist"),
     "benchmark: unknown model": (["-m", "recbole_distill.benchmark", "--models=SASRek", "--output={out}"],
                                  "unknown model 'SASRek'"),
     "benchmark: bad seeds": (["-m", "recbole_distill.benchmark", "--seeds=1,two", "--output={out}"],

@@ -30,7 +30,7 @@ def write_target_ranking(teacher_path, output, command=None):
         raise TeacherArtifactError(f"--output must be a new folder, not the teacher folder '{teacher_path}' itself.")
     source = TeacherArtifacts(teacher_path)
     users, samples, _, _, target_scores = source.ranking()
-    dataset_info = {key: source.meta[key] for key in DATASET_KEYS}
+    dataset_info = {key: source.meta.get(key) for key in DATASET_KEYS}
     info = {
         "teacher": f"control: each sample's true next item, from {teacher_path} ({source.meta['ranking'].get('teacher')})",
         "score_kind": source.meta["ranking"]["score_kind"],
